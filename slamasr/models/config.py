@@ -1,0 +1,133 @@
+"""Model configuration: encoder, projector, LLM and prompt template (the ``model:`` section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+ENCODERS = ("whisper", "hubert", "wavlm", "wav2vec2", "fbank")
+PROJECTORS = ("mlp", "linear")
+TEMPLATES = ("plain", "chat")
+
+
+@dataclass
+class EncoderConfig:
+    """Speech encoder (``model.encoder``).
+
+    Attributes:
+        name: one of whisper|hubert|wavlm|wav2vec2|fbank.
+        path: Hugging Face id or local directory ("" for fbank).
+        freeze: keep the encoder frozen (paper default); false fine-tunes it (Table 7).
+        whisper_pad_to_30s: pad log-mel input to 3000 frames as Whisper was trained (paper).
+        whisper_trim_output: cut encoder output to the real length ceil(frames/2) before the
+            projector (default); false keeps all 1500 frames (paper-exact, slower).
+        normalize_waveform: SSL encoders: zero-mean/unit-var each waveform; None = take it
+            from the checkpoint's feature-extractor config.
+        feature_dim: input dim for ``fbank`` (no encoder).
+        dtype: encoder compute dtype: auto|float32|bfloat16|float16.
+    """
+
+    name: str = "whisper"
+    path: str = ""
+    freeze: bool = True
+    whisper_pad_to_30s: bool = True
+    whisper_trim_output: bool = True
+    normalize_waveform: Optional[bool] = None
+    feature_dim: int = 80
+    dtype: str = "auto"
+
+    def validate(self) -> None:
+        if self.name not in ENCODERS:
+            raise ValueError(
+                f"model.encoder.name={self.name!r} is not known; choose one of {list(ENCODERS)}"
+            )
+        if self.name != "fbank" and not self.path:
+            raise ValueError(
+                f"model.encoder.path is empty; give a Hugging Face id or local dir for "
+                f"the {self.name} encoder"
+            )
+
+
+@dataclass
+class ProjectorConfig:
+    """Downsampler + projector (``model.projector``): concat k frames, then MLP or linear."""
+
+    name: str = "mlp"
+    downsample_rate: int = 5
+    hidden_dim: int = 2048
+
+    def validate(self) -> None:
+        if self.name not in PROJECTORS:
+            raise ValueError(
+                f"model.projector.name={self.name!r}; choose one of {list(PROJECTORS)}"
+            )
+        if self.downsample_rate < 1 or self.hidden_dim < 1:
+            raise ValueError("model.projector.downsample_rate and hidden_dim must be >= 1")
+
+
+@dataclass
+class LLMConfig:
+    """The frozen LLM (``model.llm``).
+
+    Attributes:
+        path: Hugging Face id or local dir of an AutoModelForCausalLM + tokenizer.
+        gguf_file: load weights from this GGUF file inside ``path`` (dequantized).
+        dtype: auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16.
+        trust_remote_code: run code shipped in the model repo (off unless asked for).
+        attn_implementation: sdpa|eager|flash_attention_2 or "" for the library default.
+    """
+
+    path: str = ""
+    gguf_file: str = ""
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    attn_implementation: str = ""
+
+    def validate(self) -> None:
+        if not self.path:
+            raise ValueError("model.llm.path is empty; give a Hugging Face id or local dir")
+
+
+@dataclass
+class PromptConfig:
+    """Prompt template (``model.prompt``), paper Table 10.
+
+    ``template: plain`` builds ``{user_prefix}<speech>{separator}<prompt>{assistant_prefix}``
+    followed by the transcript and EOS.  ``template: chat`` uses the tokenizer's chat template
+    (for instruction-tuned LLMs), with ``system`` as the explicit system message.
+    ``mode``: short|none|long|random|custom. ``random`` draws one of ``library`` per utterance.
+    """
+
+    template: str = "plain"
+    mode: str = "short"
+    text: str = "Transcribe speech to text."
+    long_text: str = (
+        "Transcribe the following speech into text. Write every spoken word exactly, "
+        "in order, without adding or leaving out anything."
+    )
+    library: list[str] = field(default_factory=list)
+    user_prefix: str = "USER: "
+    separator: str = " "
+    assistant_prefix: str = " ASSISTANT: "
+    system: str = ""
+
+    def validate(self) -> None:
+        if self.template not in TEMPLATES:
+            raise ValueError(f"model.prompt.template={self.template!r}; choose {list(TEMPLATES)}")
+        modes = ("short", "none", "long", "random", "custom")
+        if self.mode not in modes:
+            raise ValueError(f"model.prompt.mode={self.mode!r}; choose one of {list(modes)}")
+
+
+@dataclass
+class ModelConfig:
+    """The ``model:`` section."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+    def validate(self) -> None:
+        for part in (self.encoder, self.projector, self.llm, self.prompt):
+            part.validate()

@@ -1,0 +1,56 @@
+"""Training configuration (``train:``): the paper's optimizer and schedule as defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    """The ``train:`` section.
+
+    Attributes:
+        lr: peak learning rate (paper 1e-4).
+        weight_decay: AdamW weight decay (paper 0).
+        betas: AdamW betas.
+        warmup_steps: linear warm-up steps (paper 1,000).
+        scheduler: constant (paper) | linear (decay to 0 at max_steps, reference code).
+        max_steps: optimizer steps (paper 100,000).
+        grad_accum: micro-batches per optimizer step.
+        grad_clip: max grad norm (0 = off).
+        valid_interval: validate every N steps (and at the end).
+        valid_max_batches: cap on dev batches per validation (0 = whole dev set).
+        patience: early stop after this many validations without dev-loss improvement (0 = off).
+        save_interval: write a checkpoint every N steps.
+        keep_last: how many step checkpoints to keep (best and last are always kept).
+        log_interval: log every N steps.
+        seed: global seed.
+        dtype: autocast dtype for the frozen parts: auto (bf16 on GPU and CPU) | float32 | bfloat16.
+        max_bad_steps: stop after this many consecutive non-finite losses.
+    """
+
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 1000
+    scheduler: str = "constant"
+    max_steps: int = 100000
+    grad_accum: int = 1
+    grad_clip: float = 0.0
+    valid_interval: int = 1000
+    valid_max_batches: int = 0
+    patience: int = 0
+    save_interval: int = 1000
+    keep_last: int = 5
+    log_interval: int = 50
+    seed: int = 42
+    dtype: str = "auto"
+    max_bad_steps: int = 20
+
+    def validate(self) -> None:
+        if self.scheduler not in ("constant", "linear"):
+            raise ValueError(f"train.scheduler={self.scheduler!r}; choose constant|linear")
+        if self.lr <= 0 or self.max_steps <= 0 or self.grad_accum <= 0:
+            raise ValueError("train.lr, train.max_steps and train.grad_accum must be > 0")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"train.dtype={self.dtype!r}; choose auto|float32|bfloat16")

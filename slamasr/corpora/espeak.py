@@ -1,0 +1,233 @@
+"""Speech synthesis with eSpeak NG, in-process through ctypes or via the ``espeak-ng`` binary.
+
+The preferred backend loads ``libespeak-ng.so`` shipped by the PyPI package ``espeakng-loader``
+(no root needed) and runs it in synchronous mode, collecting 16-bit samples from the synth
+callback. Where that package is missing, the ``espeak-ng`` binary is used instead. Audio comes out
+at eSpeak's native rate (22050 Hz) and is resampled to the requested rate.
+
+Example::
+
+    synth = EspeakSynthesizer()
+    audio = synth.synthesize("Good morning.", VoiceSetting("en-us+f2", rate=150, pitch=50))
+    # audio: float32 numpy array, (num_samples,), at synth.sample_rate
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import soundfile as sf
+
+NATIVE_SAMPLE_RATE = 22050
+"""Sampling rate eSpeak NG synthesizes at."""
+
+TRAIN_VOICES = ("en-us", "en-us+m1", "en-us+m3", "en-us+f2", "en-us+f4")
+"""Voices of the training, dev and in-domain test sets."""
+
+OOD_VOICES = ("en-us+m2", "en-us+m5", "en-us+f3", "en-us+f1", "en-us+m4")
+"""Voices of the out-of-domain test set; disjoint from :data:`TRAIN_VOICES`."""
+
+# espeak_AUDIO_OUTPUT, espeak_PARAMETER, espeak_POSITION_TYPE and flag values from speak_lib.h.
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_PARAM_RATE = 1
+_PARAM_PITCH = 3
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_SYNTH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+@dataclass(frozen=True)
+class VoiceSetting:
+    """One speaker configuration.
+
+    Attributes:
+        voice: eSpeak voice name with optional variant, e.g. ``"en-us+m3"``.
+        rate: speaking rate in words per minute (eSpeak's default is 175).
+        pitch: base pitch, 0-100 (eSpeak's default is 50).
+    """
+
+    voice: str
+    rate: int = 160
+    pitch: int = 50
+
+
+def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Resamples a mono signal with a polyphase filter.
+
+    Args:
+        audio: float32 samples, shape (num_samples,).
+        source_rate: rate of ``audio`` in Hz.
+        target_rate: wanted rate in Hz.
+
+    Returns:
+        float32 samples at ``target_rate``.
+    """
+    if source_rate == target_rate:
+        return audio.astype(np.float32)
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target_rate, source_rate)
+    out = resample_poly(audio, ratio.numerator, ratio.denominator)
+    return out.astype(np.float32)
+
+
+class _LibraryBackend:
+    """eSpeak NG loaded in-process with ctypes (one instance per process)."""
+
+    def __init__(self, library_path: str, data_path: str) -> None:
+        self._lib = ctypes.CDLL(library_path)
+        self._lib.espeak_Initialize.restype = ctypes.c_int
+        self._lib.espeak_Initialize.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+        ]
+        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self._lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        rate = self._lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), 0)
+        if rate <= 0:
+            raise RuntimeError(f"espeak_Initialize failed with data path {data_path}")
+        self.native_rate = int(rate)
+        self._chunks: list[np.ndarray] = []
+        self._callback = _SYNTH_CALLBACK(self._collect)  # keep a reference: C holds it
+        self._lib.espeak_SetSynthCallback(self._callback)
+
+    def _collect(self, wav: ctypes.POINTER(ctypes.c_short), num_samples: int, events) -> int:
+        if wav and num_samples > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
+        return 0  # 0 = continue synthesis
+
+    def synthesize(self, text: str, setting: VoiceSetting) -> np.ndarray:
+        """Returns float32 samples at :attr:`native_rate`."""
+        if self._lib.espeak_SetVoiceByName(setting.voice.encode()) != 0:
+            raise ValueError(f"unknown eSpeak voice {setting.voice!r}")
+        self._lib.espeak_SetParameter(_PARAM_RATE, setting.rate, 0)
+        self._lib.espeak_SetParameter(_PARAM_PITCH, setting.pitch, 0)
+        self._chunks = []
+        data = text.encode("utf-8") + b"\0"
+        status = self._lib.espeak_Synth(
+            data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+        )
+        if status != 0:
+            raise RuntimeError(f"espeak_Synth failed with status {status} for {text!r}")
+        self._lib.espeak_Synchronize()
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return samples.astype(np.float32) / 32768.0
+
+
+class _BinaryBackend:
+    """The ``espeak-ng`` command-line program, writing WAV to stdout."""
+
+    def __init__(self, executable: str) -> None:
+        self._executable = executable
+        self.native_rate = NATIVE_SAMPLE_RATE
+
+    def synthesize(self, text: str, setting: VoiceSetting) -> np.ndarray:
+        """Returns float32 samples at :attr:`native_rate`."""
+        cmd = [self._executable, "--stdout", "-v", setting.voice]
+        cmd += ["-s", str(setting.rate), "-p", str(setting.pitch), text]
+        wav = subprocess.run(cmd, check=True, capture_output=True).stdout
+        audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+        self.native_rate = rate
+        return audio
+
+
+def _make_backend(prefer: str) -> _LibraryBackend | _BinaryBackend:
+    """Builds the library backend, or the binary one where the library is unavailable."""
+    if prefer in ("auto", "library"):
+        try:
+            import espeakng_loader
+
+            lib_path = espeakng_loader.get_library_path()
+            data_path = espeakng_loader.get_data_path()
+            return _LibraryBackend(lib_path, data_path)
+        except (ImportError, OSError, RuntimeError) as err:
+            if prefer == "library":
+                raise
+            logging.warning("eSpeak NG library unavailable (%s); trying the binary", err)
+    executable = shutil.which("espeak-ng")
+    if executable is None:
+        raise RuntimeError("No eSpeak NG: pip install espeakng-loader, or install espeak-ng")
+    return _BinaryBackend(executable)
+
+
+class EspeakSynthesizer:
+    """Text to waveform with eSpeak NG.
+
+    Args:
+        sample_rate: output sampling rate in Hz (audio is resampled from 22050 Hz).
+        backend: ``"auto"`` (library, else binary), ``"library"`` or ``"binary"``.
+    """
+
+    def __init__(self, sample_rate: int = 16000, backend: str = "auto") -> None:
+        if backend not in ("auto", "library", "binary"):
+            raise ValueError(f"backend must be auto, library or binary, got {backend!r}")
+        self.sample_rate = sample_rate
+        self._backend = _make_backend(backend)
+
+    @property
+    def backend_name(self) -> str:
+        """``"library"`` or ``"binary"``."""
+        return "library" if isinstance(self._backend, _LibraryBackend) else "binary"
+
+    def synthesize(self, text: str, setting: VoiceSetting) -> np.ndarray:
+        """Synthesizes one utterance.
+
+        Args:
+            text: the text to speak (punctuation shapes the prosody).
+            setting: voice, rate and pitch.
+
+        Returns:
+            float32 samples, shape (num_samples,), at :attr:`sample_rate`.
+        """
+        audio = self._backend.synthesize(text, setting)
+        return resample(audio, self._backend.native_rate, self.sample_rate)
+
+
+_WORKER_SYNTH: Optional[EspeakSynthesizer] = None
+
+
+def init_worker(sample_rate: int, backend: str = "auto") -> None:
+    """Multiprocessing pool initializer: one synthesizer per worker process."""
+    global _WORKER_SYNTH
+    _WORKER_SYNTH = EspeakSynthesizer(sample_rate=sample_rate, backend=backend)
+
+
+def synthesize_to_file(job: tuple[str, VoiceSetting, str]) -> tuple[str, int]:
+    """Pool task: synthesizes ``text`` and writes it to ``path`` (format from the suffix).
+
+    Args:
+        job: ``(text, setting, path)``.
+
+    Returns:
+        ``(path, num_samples)``.
+    """
+    text, setting, path = job
+    if _WORKER_SYNTH is None:
+        init_worker(16000)
+    audio = _WORKER_SYNTH.synthesize(text, setting)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, _WORKER_SYNTH.sample_rate)
+    return path, int(audio.shape[0])

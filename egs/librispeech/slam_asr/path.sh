@@ -1,0 +1,6 @@
+# Sourced by run.sh: make the slamasr package and tools/ reachable from this recipe.
+SLAMASR_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+export SLAMASR_ROOT
+export PYTHONPATH="${SLAMASR_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
+export PYTHONUNBUFFERED=1
+export PATH="${SLAMASR_ROOT}/tools:${PATH}"

@@ -1,0 +1,138 @@
+"""Tests for tools/: collect_results.py and parse_options.sh."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slamasr.scoring import WerRecord, update_wer_file
+
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
+
+
+def _rec(tag: str, test_set: str, wer: float) -> WerRecord:
+    return WerRecord(tag, test_set, wer, 1, 100, 0, 0, 1, 10, 0, 0)
+
+
+@pytest.fixture
+def two_exps(tmp_path: Path) -> list[Path]:
+    a, b = tmp_path / "exp" / "whisper_tiny", tmp_path / "exp" / "hubert_xl"
+    update_wer_file(a / "wer", [_rec("beam4", "test-clean", 5.0), _rec("beam4", "test-other", 9.0)])
+    update_wer_file(a / "wer", [_rec("beam1", "test-clean", 6.5), _rec("beam1", "test-other", 7.0)])
+    update_wer_file(
+        b / "wer", [_rec("beam4", "test-clean", 1.94), _rec("beam4", "test-other", 3.81)]
+    )
+    update_wer_file(b / "wer", [_rec("greedy", "test-clean", 2.5)])
+    return [a / "wer", b / "wer"]
+
+
+def _collect(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(TOOLS / "collect_results.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_collect_results_markdown_table(two_exps: list[Path], tmp_path: Path) -> None:
+    out_md = tmp_path / "RESULTS.md"
+    proc = _collect(*map(str, two_exps), "--output", str(out_md))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "| experiment | tag | test-clean | test-other |",
+        "|---|---|---|---|",
+        "| hubert_xl | beam4 | 1.94 | 3.81 |",
+        "| hubert_xl | greedy | 2.50 | - |",
+        "| whisper_tiny | beam1 | 6.50 | 7.00 |",
+        "| whisper_tiny | beam4 | 5.00 | 9.00 |",
+    ]
+    assert out_md.read_text() == proc.stdout
+
+
+def test_collect_results_best_keeps_one_tag_per_experiment(two_exps: list[Path]) -> None:
+    proc = _collect(*map(str, two_exps), "--best")
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.splitlines()[2:]
+    # whisper_tiny: beam1 mean 6.75 beats beam4 mean 7.0; hubert_xl: greedy covers one set only
+    assert rows == ["| hubert_xl | beam4 | 1.94 | 3.81 |", "| whisper_tiny | beam1 | 6.50 | 7.00 |"]
+
+
+def test_collect_results_missing_file_is_an_error(tmp_path: Path) -> None:
+    proc = _collect(str(tmp_path / "nope" / "wer"))
+    assert proc.returncode != 0 and "no such wer file" in proc.stderr
+
+
+# --- parse_options.sh -------------------------------------------------------------------------
+
+SCRIPT = """#!/usr/bin/env bash
+# Toy recipe for the parse_options tests.
+#   --stage N   first stage
+set -euo pipefail
+stage=0
+stop_stage=5
+use_gpu=true
+exp_dir=exp/default
+{extra}
+. {parse_options}
+echo "stage=$stage stop_stage=$stop_stage use_gpu=$use_gpu exp_dir=$exp_dir rest=$*"
+"""
+
+
+def _run_script(tmp_path: Path, *args: str, extra: str = "") -> subprocess.CompletedProcess:
+    script = tmp_path / "run.sh"
+    parse_options = TOOLS / "parse_options.sh"
+    script.write_text(SCRIPT.format(extra=extra, parse_options=parse_options))
+    cmd = ["bash", str(script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+
+
+def test_parse_options_sets_known_options(tmp_path: Path) -> None:
+    proc = _run_script(tmp_path, "--stage", "3", "--stop-stage", "4", "--use-gpu", "false", "x")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "stage=3 stop_stage=4 use_gpu=false exp_dir=exp/default rest=x"
+
+
+def test_parse_options_keeps_values_with_spaces_and_quotes(tmp_path: Path) -> None:
+    proc = _run_script(tmp_path, "--exp-dir", "exp/a b'c$(touch pwned)")
+    assert proc.returncode == 0, proc.stderr
+    assert "exp_dir=exp/a b'c$(touch pwned) rest=" in proc.stdout
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_parse_options_rejects_unknown_option(tmp_path: Path) -> None:
+    proc = _run_script(tmp_path, "--stage", "1", "--no-such-thing", "3")
+    assert proc.returncode != 0
+    assert "unknown option '--no-such-thing'" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_parse_options_checks_booleans(tmp_path: Path) -> None:
+    proc = _run_script(tmp_path, "--use-gpu", "yes")
+    assert proc.returncode != 0 and "true or false" in proc.stderr
+    assert _run_script(tmp_path, "--use-gpu", "false").returncode == 0
+
+
+def test_parse_options_rejects_missing_value_and_equals_form(tmp_path: Path) -> None:
+    assert "needs a value" in _run_script(tmp_path, "--stage").stderr
+    assert "--name value" in _run_script(tmp_path, "--stage=3").stderr
+
+
+def test_parse_options_help_prints_help_message(tmp_path: Path) -> None:
+    proc = _run_script(tmp_path, "--stage", "2", "--help", extra='help_message="Usage: run.sh X"')
+    assert (proc.returncode, proc.stdout) == (0, "Usage: run.sh X\n")
+
+
+def test_parse_options_help_falls_back_to_header_comment(tmp_path: Path) -> None:
+    proc = _run_script(tmp_path, "-h")
+    assert proc.returncode == 0
+    assert proc.stdout == "Toy recipe for the parse_options tests.\n  --stage N   first stage\n"
+
+
+def test_parse_options_config_file_then_command_line_wins(tmp_path: Path) -> None:
+    conf = tmp_path / "my.conf"
+    conf.write_text("stage=2\nexp_dir=exp/from_conf\n")
+    proc = _run_script(tmp_path, "--stage", "4", "--config", str(conf))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "stage=4 stop_stage=5 use_gpu=true exp_dir=exp/from_conf rest="
+    missing = _run_script(tmp_path, "--config", str(tmp_path / "none.conf"))
+    assert missing.returncode != 0 and "not found" in missing.stderr

@@ -27,6 +27,13 @@ class DataConfig:
         num_workers: DataLoader workers.
         max_audio_seconds: longest allowed utterance (Whisper: 30 s).
         min_audio_seconds: shortest allowed (shorter than one projector frame is rejected).
+        n_mels: mel bins of whisper_mel features (80 for Whisper up to large-v2, 128 for
+            large-v3); checked against the stored features by the dataset.
+        min_encoder_frames: for input_kind=encoder_cache, cuts with fewer cached encoder
+            frames than this (the downsample factor k) give no projector frame and are skipped.
+        decode_sort_by_duration: decoding batches are built from cuts sorted by duration
+            (less padding); results are written sorted by cut id anyway.
+        buffer_size: cuts held by DynamicBucketingSampler for bucketing/shuffling.
     """
 
     train_cuts: str = ""
@@ -42,8 +49,13 @@ class DataConfig:
     num_workers: int = 2
     max_audio_seconds: float = 30.0
     min_audio_seconds: float = 0.1
+    n_mels: int = 80
+    min_encoder_frames: int = 5
+    decode_sort_by_duration: bool = True
+    buffer_size: int = 20000
 
     def validate(self) -> None:
+        """Check values without touching any file."""
         if self.input_kind not in INPUT_KINDS:
             raise ValueError(
                 f"data.input_kind={self.input_kind!r}; choose one of {list(INPUT_KINDS)}"
@@ -52,3 +64,12 @@ class DataConfig:
             raise ValueError(f"data.text_norm={self.text_norm!r}; choose upper|lower|none")
         if self.max_duration <= 0 and self.batch_size <= 0:
             raise ValueError("set data.max_duration > 0 (bucketing) or data.batch_size > 0")
+        if self.n_mels not in (80, 128):
+            raise ValueError(f"data.n_mels={self.n_mels}; Whisper uses 80 or 128")
+        if self.num_workers < 0 or self.num_buckets < 1 or self.min_encoder_frames < 1:
+            raise ValueError("data.num_workers >= 0, num_buckets >= 1, min_encoder_frames >= 1")
+        if self.max_audio_seconds <= self.min_audio_seconds:
+            raise ValueError(
+                f"data.max_audio_seconds={self.max_audio_seconds} must exceed "
+                f"data.min_audio_seconds={self.min_audio_seconds}"
+            )

@@ -1,0 +1,95 @@
+"""Encoder input features with Lhotse, computed once and stored with LilcomChunkyWriter.
+
+Kinds:
+
+- ``whisper_mel``: Lhotse's ``WhisperFbank`` (80 or 128 mels), the same computation as
+  Whisper's / Hugging Face's ``WhisperFeatureExtractor`` on the *unpadded* audio:
+  STFT n_fft=400, hop=160 (100 frames/s), log10 mel, floored at ``max - 8`` where the max is
+  taken over this utterance, then ``(x + 4) / 4``. Stored time-major ``(T, n_mels)``.
+- ``fbank``: Lhotse's Kaldi-compatible ``Fbank``, 80 bins, 25 ms window, 10 ms shift.
+
+Frame count convention (both kinds): ``T = (S + 80) // 160`` for ``S`` samples at 16 kHz,
+i.e. ``round(S / 160)`` with halves up (Lhotse's ``compute_num_frames``). Hugging Face
+gives ``S // 160`` frames; when ``S % 160 >= 80`` Lhotse's WhisperFbank appends one
+extra frame filled with 0.0. All other frames match HF within float tolerance.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, WhisperFbank
+from lhotse.features.base import FeatureExtractor
+from lhotse.features.whisper_fbank import WhisperFbankConfig
+
+from slamasr.data.manifests import resample_cut
+
+FEATURE_KINDS = ("whisper_mel", "fbank")
+FRAME_SHIFT_SECONDS = 0.01  # 100 frames per second for both kinds
+
+
+def make_extractor(kind: str, n_mels: int = 80) -> FeatureExtractor:
+    """Build the Lhotse feature extractor for ``kind``.
+
+    Args:
+        kind: ``whisper_mel`` or ``fbank``.
+        n_mels: Mel bins for whisper_mel (80 or 128); fbank is always 80-d.
+
+    Returns:
+        A Lhotse FeatureExtractor (CPU).
+    """
+    if kind == "whisper_mel":
+        if n_mels not in (80, 128):
+            raise ValueError(f"whisper_mel needs n_mels 80 or 128, got {n_mels}")
+        return WhisperFbank(WhisperFbankConfig(num_filters=n_mels, device="cpu"))
+    if kind == "fbank":
+        return Fbank(FbankConfig(num_mel_bins=80))
+    raise ValueError(f"feature kind {kind!r}; choose one of {list(FEATURE_KINDS)}")
+
+
+def num_frames(num_samples: int, hop: int = 160) -> int:
+    """Frames Lhotse stores for ``num_samples`` samples: ``(S + hop // 2) // hop``."""
+    return (num_samples + hop // 2) // hop
+
+
+def compute_features(
+    cuts_in: str | Path,
+    out_dir: str | Path,
+    kind: str,
+    n_mels: int = 80,
+    num_jobs: int = 1,
+) -> Path:
+    """Compute and store features for a cut manifest (skipped if the output exists).
+
+    Args:
+        cuts_in: Input cut manifest, e.g. ``data/manifests/librispeech_cuts_dev-clean.jsonl.gz``.
+        out_dir: Feature directory (e.g. ``data/fbank``); gets ``<name>_<kind>.lca`` storage
+            and the manifest ``<name>_<kind>.jsonl.gz`` of cuts with features attached.
+        kind: ``whisper_mel`` or ``fbank``.
+        n_mels: Mel bins for whisper_mel.
+        num_jobs: Worker processes (a progress bar is shown).
+
+    Returns:
+        Path of the cut manifest with features.
+    """
+    cuts_in, out_dir = Path(cuts_in), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = cuts_in.name.split(".")[0]
+    suffix = kind if kind == "fbank" else f"{kind}{n_mels}"
+    cuts_out = out_dir / f"{name}_{suffix}.jsonl.gz"
+    if cuts_out.is_file():
+        logging.info("%s exists; skipping feature extraction", cuts_out)
+        return cuts_out
+    extractor = make_extractor(kind, n_mels)
+    cuts = CutSet.from_file(cuts_in).map(resample_cut)
+    logging.info("computing %s for %d cuts of %s", suffix, len(cuts), cuts_in)
+    cuts = cuts.compute_and_store_features(
+        extractor=extractor,
+        storage_path=out_dir / f"{name}_{suffix}",
+        num_jobs=num_jobs,
+        storage_type=LilcomChunkyWriter,
+        progress_bar=True,
+    )
+    cuts.to_file(cuts_out)
+    return cuts_out

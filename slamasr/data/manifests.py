@@ -1,0 +1,211 @@
+"""Lhotse manifests: LibriSpeech (download + recipe), Kaldi data dirs and TSV lists -> cuts.
+
+Files written (LibriSpeech, one set per part)::
+
+    <out>/librispeech_recordings_<part>.jsonl.gz    (Lhotse's recipe)
+    <out>/librispeech_supervisions_<part>.jsonl.gz  (Lhotse's recipe)
+    <out>/librispeech_cuts_<part>.jsonl.gz          (CutSet.from_manifests)
+
+Cuts are read back lazily (``load_cuts``). Recordings not at 16 kHz get a resampling
+transform (``cut.resample(16000)``), applied when audio is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse.kaldi import load_kaldi_data_dir
+from lhotse.recipes import download_librispeech, prepare_librispeech
+
+SAMPLE_RATE = 16000
+LIBRISPEECH_BASE_URL = "https://www.openslr.org/resources"
+LIBRISPEECH_PARTS = (
+    "dev-clean",
+    "dev-other",
+    "test-clean",
+    "test-other",
+    "train-clean-100",
+    "train-clean-360",
+    "train-other-500",
+)
+
+
+class CorpusDownloadError(RuntimeError):
+    """The corpus could not be downloaded; the message says where to place it instead."""
+
+
+def load_cuts(path: str | Path) -> CutSet:
+    """Open a CutSet manifest lazily (jsonl/jsonl.gz); raise FileNotFoundError if absent."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cut manifest not found: {path}")
+    return CutSet.from_jsonl_lazy(path)
+
+
+def resample_cut(cut, sample_rate: int = SAMPLE_RATE):
+    """Return ``cut`` resampled to ``sample_rate`` when it is at another rate."""
+    if cut.has_recording and cut.sampling_rate != sample_rate:
+        return cut.resample(sample_rate)
+    return cut
+
+
+def _part_present(part_dir: Path) -> bool:
+    """A LibriSpeech part is usable if Lhotse marked it complete or it holds transcripts."""
+    if (part_dir / ".completed").is_file():
+        return True
+    return part_dir.is_dir() and next(part_dir.rglob("*.trans.txt"), None) is not None
+
+
+def download_librispeech_parts(
+    dl_dir: str | Path,
+    parts: Sequence[str],
+    base_url: str = LIBRISPEECH_BASE_URL,
+    timeout: float = 30.0,
+) -> Path:
+    """Download the missing LibriSpeech parts with Lhotse's downloader.
+
+    Parts already under ``<dl_dir>/LibriSpeech/<part>`` are not downloaded again.
+
+    Args:
+        dl_dir: Download directory; the corpus lands in ``<dl_dir>/LibriSpeech``.
+        parts: Part names, e.g. ``["dev-clean", "test-other"]``.
+        base_url: OpenSLR resources URL.
+        timeout: Socket timeout (seconds) so that a dead network fails fast.
+
+    Returns:
+        The corpus directory ``<dl_dir>/LibriSpeech``.
+
+    Raises:
+        CorpusDownloadError: when any part cannot be downloaded.
+    """
+    dl_dir = Path(dl_dir)
+    corpus_dir = dl_dir / "LibriSpeech"
+    missing = [p for p in parts if not _part_present(corpus_dir / p)]
+    if not missing:
+        return corpus_dir
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        download_librispeech(dl_dir, dataset_parts=missing, base_url=base_url)
+    except Exception as e:  # urllib/socket/tar errors all mean the same to the user
+        raise CorpusDownloadError(
+            f"cannot download LibriSpeech from {base_url}/12 ({type(e).__name__}: {e}); "
+            f"place the corpus at {corpus_dir} (parts: {', '.join(missing)}) "
+            "or pass --corpus-dir"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+    return corpus_dir
+
+
+def librispeech_cuts_path(output_dir: str | Path, part: str) -> Path:
+    """Path of the cut manifest of one LibriSpeech part."""
+    return Path(output_dir) / f"librispeech_cuts_{part}.jsonl.gz"
+
+
+def prepare_librispeech_manifests(
+    corpus_dir: str | Path,
+    output_dir: str | Path,
+    parts: Sequence[str],
+    num_jobs: int = 1,
+) -> dict[str, Path]:
+    """Run Lhotse's LibriSpeech recipe and write one cut manifest per part.
+
+    Args:
+        corpus_dir: The ``LibriSpeech`` directory (holding ``<part>/<spk>/<chapter>/``).
+        output_dir: Where the ``librispeech_*_<part>.jsonl.gz`` manifests go.
+        parts: Part names to prepare.
+        num_jobs: Threads for Lhotse's recipe.
+
+    Returns:
+        part -> path of its cut manifest.
+    """
+    corpus_dir, output_dir = Path(corpus_dir), Path(output_dir)
+    absent = [p for p in parts if not (corpus_dir / p).is_dir()]
+    if absent:
+        raise FileNotFoundError(f"LibriSpeech parts {absent} not found under {corpus_dir}")
+    manifests = prepare_librispeech(
+        corpus_dir, dataset_parts=list(parts), output_dir=output_dir, num_jobs=num_jobs
+    )
+    out: dict[str, Path] = {}
+    for part in parts:
+        path = librispeech_cuts_path(output_dir, part)
+        if not path.is_file():
+            m = manifests[part]
+            cuts = CutSet.from_manifests(m["recordings"], m["supervisions"])
+            cuts.map(resample_cut).to_file(path)
+        logging.info("LibriSpeech %s: %s", part, path)
+        out[part] = path
+    return out
+
+
+def cuts_from_kaldi_dir(data_dir: str | Path, sampling_rate: int = SAMPLE_RATE) -> CutSet:
+    """Kaldi data dir (``wav.scp`` + ``text`` [+ ``segments``]) -> CutSet at 16 kHz.
+
+    Args:
+        data_dir: The directory; ``wav.scp`` lines are ``<rec-id> <path or command |>``.
+        sampling_rate: The sample rate of the audio listed in ``wav.scp``.
+
+    Returns:
+        An eager CutSet, one cut per supervision (or per recording without segments).
+    """
+    recordings, supervisions, _ = load_kaldi_data_dir(data_dir, sampling_rate=sampling_rate)
+    if supervisions is None:
+        raise FileNotFoundError(f"{data_dir}: no 'text' file; transcripts are required")
+    cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
+    return cuts.trim_to_supervisions(keep_overlapping=False).map(resample_cut)
+
+
+def _read_tsv(path: Path) -> list[tuple[str, str]]:
+    """Lines ``audio_path<TAB>transcript`` (relative paths are relative to the list)."""
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if "\t" not in line:
+            raise ValueError(f"{path}:{lineno}: expected 'audio_path<TAB>transcript'")
+        audio, text = line.split("\t", 1)
+        audio_path = Path(audio.strip())
+        if not audio_path.is_absolute():
+            audio_path = path.parent / audio_path
+        rows.append((str(audio_path), text.strip()))
+    return rows
+
+
+def cuts_from_tsv(list_path: str | Path) -> tuple[CutSet, list[str]]:
+    """A ``audio_path<TAB>transcript`` list -> CutSet at 16 kHz (one cut per file).
+
+    The recording id is the audio file's stem (made unique with the line number when
+    stems repeat). Files that cannot be opened are skipped and returned.
+
+    Args:
+        list_path: The TSV file.
+
+    Returns:
+        (cuts, unreadable audio paths).
+    """
+    recordings, supervisions, bad = [], [], []
+    seen: set[str] = set()
+    for i, (audio, text) in enumerate(_read_tsv(Path(list_path))):
+        rec_id = Path(audio).stem if Path(audio).stem not in seen else f"{Path(audio).stem}-{i}"
+        try:
+            rec = Recording.from_file(audio, recording_id=rec_id)
+        except Exception as e:
+            logging.warning("skipping unreadable audio %s: %s", audio, e)
+            bad.append(audio)
+            continue
+        seen.add(rec_id)
+        recordings.append(rec)
+        supervisions.append(
+            SupervisionSegment(
+                id=rec_id, recording_id=rec_id, start=0.0, duration=rec.duration, text=text
+            )
+        )
+    cuts = CutSet.from_manifests(
+        RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(supervisions)
+    )
+    return cuts.map(resample_cut), bad

@@ -313,3 +313,11 @@ def test_error_stats_correct_count() -> None:
     stats = ErrorStats(ins=1, dels=2, subs=3, ref_words=10)
     assert (stats.errors, stats.correct, stats.wer) == (6, 5, 60.0)
     assert scoring.EPS == "*"
+
+
+def test_text_norm_with_the_real_text_module(tmp_path: Path) -> None:
+    pytest.importorskip("slamasr.text")
+    exp = tmp_path / "X"
+    write_recogs(exp / "d" / "recogs-s.txt", [("u", ["hello", "World"], ["HELLO", "world"])])
+    assert score_decode_dir(exp, exp / "d", text_norm="upper")[0].wer == 0.0
+    assert score_decode_dir(exp, exp / "d", text_norm="lower")[0].wer == 0.0

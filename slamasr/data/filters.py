@@ -69,21 +69,29 @@ class FilterReport:
         logging.log(level, "training data filter: %s", self.summary())
 
 
-def cut_problem(cut, cfg: DataConfig) -> str | None:
-    """The first problem kind of ``cut`` for training (metadata only), or None."""
+def cut_problems(cut, cfg: DataConfig) -> list[str]:
+    """Every problem kind of ``cut`` for training (manifest metadata only, no file I/O)."""
+    found = []
     if not cut_text(cut, cfg.text_norm):
-        return "empty_text"
+        found.append("empty_text")
     if cut.duration < cfg.min_audio_seconds:
-        return "too_short"
+        found.append("too_short")
     if cut.duration > cfg.max_audio_seconds:
-        return "too_long"
+        found.append("too_long")
     if cfg.input_kind == "audio":
-        return None if cut.has_recording else "no_recording"
-    if not cut.has_features:
-        return "no_features"
-    if cfg.input_kind == "encoder_cache" and cut.num_frames < cfg.min_encoder_frames:
-        return "too_few_frames"
-    return None
+        if not cut.has_recording:
+            found.append("no_recording")
+    elif not cut.has_features:
+        found.append("no_features")
+    elif cfg.input_kind == "encoder_cache" and cut.num_frames < cfg.min_encoder_frames:
+        found.append("too_few_frames")
+    return found
+
+
+def cut_problem(cut, cfg: DataConfig) -> str | None:
+    """The first problem kind of ``cut`` for training, or None when it is usable."""
+    found = cut_problems(cut, cfg)
+    return found[0] if found else None
 
 
 class CutFilter:

@@ -1,0 +1,40 @@
+"""Compute encoder input features with Lhotse (Whisper log-mel or Kaldi fbank), stored once.
+
+Usage:
+    python -m slamasr.bin.compute_features \
+        --cuts data/manifests/librispeech_cuts_dev-clean.jsonl.gz \
+        --out-dir data/fbank --kind whisper_mel --n-mels 80 --num-jobs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from slamasr.data.features import FEATURE_KINDS, compute_features
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cuts", nargs="+", required=True, help="input cut manifest(s)")
+    parser.add_argument("--out-dir", default="data/fbank", help="feature dir")
+    parser.add_argument("--kind", choices=FEATURE_KINDS, default="whisper_mel")
+    parser.add_argument("--n-mels", type=int, choices=(80, 128), default=80)
+    parser.add_argument("--num-jobs", type=int, default=1, help="worker processes")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    args = get_parser().parse_args(argv)
+    for cuts in args.cuts:
+        out = compute_features(cuts, args.out_dir, args.kind, args.n_mels, args.num_jobs)
+        logging.info("wrote %s", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

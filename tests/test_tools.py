@@ -136,3 +136,27 @@ def test_parse_options_config_file_then_command_line_wins(tmp_path: Path) -> Non
     assert proc.stdout.strip() == "stage=4 stop_stage=5 use_gpu=true exp_dir=exp/from_conf rest="
     missing = _run_script(tmp_path, "--config", str(tmp_path / "none.conf"))
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_parse_options_config_is_an_ordinary_option_when_the_script_defines_it(
+    tmp_path: Path,
+) -> None:
+    # slamasr recipes use --config for the experiment YAML: never source it as shell.
+    yaml_file = tmp_path / "exp.yaml"
+    yaml_file.write_text("stage: 9\n")
+    extra = f"config={tmp_path / 'default.yaml'}\necho config=$config >&2"
+    proc = _run_script(tmp_path, "--config", str(yaml_file), "--stage", "1", extra=extra)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("stage=1 ")
+    script = (tmp_path / "run.sh").read_text()
+    script = script.replace('echo "stage=', 'echo "config=$config stage=')
+    (tmp_path / "run.sh").write_text(script)
+    proc = subprocess.run(
+        ["bash", str(tmp_path / "run.sh"), "--config", str(yaml_file)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"config={yaml_file} stage=0 ")

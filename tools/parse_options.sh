@@ -16,6 +16,8 @@
 #                  true or false only accepts true or false.
 #   --config file  sources `file` (shell assignments of defaults) before the other options are
 #                  applied, whatever its position; options given on the command line win.
+#                  Exception: a script that defines its own variable `config` (slamasr recipes:
+#                  the experiment YAML) gets --config as an ordinary option.
 #   --help, -h     prints $help_message (or, without one, the calling script's leading comment
 #                  block) and exits 0.
 #   --name=value   is rejected (use --name value).
@@ -38,10 +40,12 @@ _po_help() {
 }
 
 # 1. --config files are sourced first, so that command-line options override them.
+_po_src=--config
+[[ -v config ]] && _po_src=--no-shell-config-file  # the caller's own `config` option
 _po_args=("$@")
 for ((_po_i = 0; _po_i < ${#_po_args[@]}; _po_i++)); do
   case "${_po_args[$_po_i]}" in
-    --config)
+    "$_po_src")
       _po_file="${_po_args[$((_po_i + 1))]:-}"
       [ -n "$_po_file" ] || _po_die "option --config needs a file"
       [ -f "$_po_file" ] || _po_die "config file '$_po_file' not found"
@@ -59,7 +63,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --help | -h) _po_help ;;
     --*=*) _po_die "options must be given as '--name value', got '$1'" ;;
-    --config) shift 2 || _po_die "option --config needs a file" ;;
+    "$_po_src") shift 2 || _po_die "option --config needs a file" ;;
     --*)
       _po_name="${1#--}"
       _po_name="${_po_name//-/_}"
@@ -79,5 +83,5 @@ while [ $# -gt 0 ]; do
 done
 
 unset -f _po_die _po_help
-unset _po_args _po_i _po_file _po_name _po_old
+unset _po_args _po_i _po_file _po_name _po_old _po_src
 true

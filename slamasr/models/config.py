@@ -75,6 +75,9 @@ class LLMConfig:
         dtype: auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16.
         trust_remote_code: run code shipped in the model repo (off unless asked for).
         attn_implementation: sdpa|eager|flash_attention_2 or "" for the library default.
+        add_bos: put the tokenizer's BOS token first in the plain template; None = do what
+            the tokenizer does by default (``tokenizer("a")`` starts with BOS).  The chat
+            template adds BOS itself when its template says so.
     """
 
     path: str = ""
@@ -82,6 +85,7 @@ class LLMConfig:
     dtype: str = "auto"
     trust_remote_code: bool = False
     attn_implementation: str = ""
+    add_bos: Optional[bool] = None
 
     def validate(self) -> None:
         if not self.path:
@@ -95,7 +99,9 @@ class PromptConfig:
     ``template: plain`` builds ``{user_prefix}<speech>{separator}<prompt>{assistant_prefix}``
     followed by the transcript and EOS.  ``template: chat`` uses the tokenizer's chat template
     (for instruction-tuned LLMs), with ``system`` as the explicit system message.
-    ``mode``: short|none|long|random|custom. ``random`` draws one of ``library`` per utterance.
+    ``mode``: short|none|long|random|custom. ``random`` draws one of ``library`` per utterance
+    (an empty ``library`` means the 10 built-in prompts of ``slamasr.models.llm``); ``custom``
+    and ``short`` use ``text``, ``long`` uses ``long_text``.
     """
 
     template: str = "plain"

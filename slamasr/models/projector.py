@@ -1,0 +1,85 @@
+"""Downsampler (concatenate every k frames) + projector into the LLM's embedding space."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from slamasr.models.config import ProjectorConfig
+
+
+class FrameDownsampler(nn.Module):
+    """Concatenate every ``k`` consecutive frames; a tail shorter than ``k`` is dropped.
+
+    Args:
+        rate: k.
+    """
+
+    def __init__(self, rate: int) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def forward(
+        self, frames: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T, D), (B,)`` -> ``(B, T // k, k * D), (B,) // k``."""
+        batch, time, dim = frames.shape
+        keep = (time // self.rate) * self.rate
+        stacked = frames[:, :keep].reshape(batch, keep // self.rate, self.rate * dim)
+        return stacked, torch.div(lengths, self.rate, rounding_mode="floor")
+
+
+class Projector(nn.Module):
+    """Downsample then map to the LLM width: ``mlp`` (Linear-ReLU-Linear) or ``linear``.
+
+    Args:
+        name: mlp | linear.
+        encoder_dim: D, the encoder's output width.
+        llm_dim: the LLM's embedding width.
+        downsample_rate: k.
+        hidden_dim: width of the MLP's hidden layer (paper 2048).
+    """
+
+    def __init__(
+        self, name: str, encoder_dim: int, llm_dim: int, downsample_rate: int, hidden_dim: int
+    ) -> None:
+        super().__init__()
+        self.downsample = FrameDownsampler(downsample_rate)
+        in_dim = downsample_rate * encoder_dim
+        if name == "mlp":
+            self.net = nn.Sequential(
+                nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, llm_dim)
+            )
+        elif name == "linear":
+            self.net = nn.Sequential(nn.Linear(in_dim, llm_dim))
+        else:
+            raise ValueError(f"unknown projector {name!r}; choose mlp or linear")
+        self.llm_dim = llm_dim
+
+    def forward(
+        self, frames: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T, D), (B,)`` -> ``(B, T // k, llm_dim), (B,)``."""
+        stacked, out_lengths = self.downsample(frames, lengths)  # (B, T', kD)
+        weight = self.net[0].weight
+        return self.net(stacked.to(weight.dtype)), out_lengths  # (B, T', llm_dim)
+
+
+def build_projector(cfg: ProjectorConfig, encoder_dim: int, llm_dim: int) -> Projector:
+    """Build the projector described by the ``model.projector`` section."""
+    cfg.validate()
+    return Projector(cfg.name, encoder_dim, llm_dim, cfg.downsample_rate, cfg.hidden_dim)
+
+
+def projector_num_params(
+    encoder_dim: int,
+    llm_dim: int,
+    downsample_rate: int = 5,
+    hidden_dim: int = 2048,
+    name: str = "mlp",
+) -> int:
+    """Closed-form parameter count (weights + biases) of a projector, for the paper's tables."""
+    in_dim = downsample_rate * encoder_dim
+    if name == "linear":
+        return in_dim * llm_dim + llm_dim
+    return in_dim * hidden_dim + hidden_dim + hidden_dim * llm_dim + llm_dim

@@ -1,0 +1,288 @@
+"""SLAM-ASR: frozen speech encoder -> trainable projector -> frozen LLM.
+
+Sequences: ``prefix | speech | suffix | target`` per utterance (see ``slamasr.models.llm``).
+Position ids always count each utterance's own tokens from 0: training pads on the right,
+inference pads on the left with ``position_ids = cumsum(attention_mask) - 1``, so an
+utterance sees the same positions alone or in any batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from slamasr.models.encoders import SpeechEncoder
+from slamasr.models.llm import PromptTemplate
+from slamasr.models.projector import Projector
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+class SlamASR(nn.Module):
+    """The SLAM-ASR model; see docs/internals.md for the contract.
+
+    Args:
+        encoder: speech encoder wrapper (frozen unless fine-tuned).
+        projector: downsampler + projector (trainable).
+        llm: a Hugging Face causal LM (frozen).
+        tokenizer: its tokenizer.
+        template: the prompt template.
+    """
+
+    def __init__(
+        self,
+        encoder: SpeechEncoder,
+        projector: Projector,
+        llm: nn.Module,
+        tokenizer: Any,
+        template: PromptTemplate,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.projector = projector
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.template = template
+        self.llm.requires_grad_(False)
+        self.llm.eval()
+
+    # ----------------------------------------------------------------- modes and state
+
+    def train(self, mode: bool = True) -> SlamASR:
+        """Switch only the trainable parts; the frozen LLM (and frozen encoder) stay in eval."""
+        super().train(mode)
+        self.llm.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What the optimizer gets: projector (+ encoder when not frozen)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """State of the trainable parts only, keys prefixed ``projector.`` / ``encoder.``."""
+        names = {n for n, p in self.named_parameters() if p.requires_grad}
+        prefixes = ("projector.",) + (("encoder.",) if not self.encoder.frozen else ())
+        return {
+            k: v.detach().clone()
+            for k, v in self.state_dict().items()
+            if k.startswith(prefixes) or k in names
+        }
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load what :meth:`trainable_state_dict` saved; missing or unknown keys raise."""
+        expected = set(self.trainable_state_dict())
+        got = set(state)
+        if expected != got:
+            raise KeyError(
+                f"trainable state mismatch: missing {sorted(expected - got)[:5]}, "
+                f"unexpected {sorted(got - expected)[:5]}"
+            )
+        self.load_state_dict(state, strict=False)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the projector's weights."""
+        return next(self.projector.parameters()).device
+
+    # ----------------------------------------------------------------- encoding
+
+    def encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder frames: ``(B, T_enc, D), (B,)``; uses ``encoder_frames`` when the batch has them."""
+        if "encoder_frames" in batch:
+            frames = batch["encoder_frames"].to(self.device)
+            return frames, batch["encoder_frame_lengths"].to(self.device)
+        inputs = batch["inputs"].to(self.device)
+        return self.encoder(inputs, batch["input_lengths"].to(self.device))
+
+    def embed_speech(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected speech embeddings ``(B, N, d_llm)`` and their lengths ``(B,)``."""
+        frames, lengths = self.encode(batch)  # (B, T, D)
+        speech, speech_lengths = self.projector(frames, lengths)  # (B, N, d_llm)
+        if int(speech_lengths.min()) < 1:
+            logger.warning("an utterance is shorter than one downsampled frame")
+        return speech, speech_lengths
+
+    # ----------------------------------------------------------------- sequences
+
+    def _prompts(self, batch: dict[str, Any], training: bool) -> list[str]:
+        count = len(batch["texts"]) if "texts" in batch else len(batch["cut_ids"])
+        cut_ids = batch.get("cut_ids") or [""] * count
+        return [self.template.prompt_text(training, cid) for cid in cut_ids]
+
+    def _sequence(
+        self, speech: torch.Tensor, prompt: str, target: Optional[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One utterance's embeddings ``(L, d)`` and labels ``(L,)``."""
+        pieces = self.template.pieces(prompt)
+        target = target or []
+        embed = self.llm.get_input_embeddings()
+        dev = embed.weight.device
+        prefix = embed(torch.tensor(pieces.prefix, dtype=torch.long, device=dev))  # (P, d)
+        suffix_ids = torch.tensor(pieces.suffix + target, dtype=torch.long, device=dev)
+        suffix = embed(suffix_ids)  # (S + Y, d)
+        seq = torch.cat([prefix, speech.to(prefix.dtype), suffix], dim=0)  # (L, d)
+        labels = torch.full((seq.shape[0],), IGNORE_INDEX, dtype=torch.long, device=dev)
+        if target:
+            labels[-len(target) :] = torch.tensor(target, dtype=torch.long, device=dev)
+        return seq, labels
+
+    def build_inputs(
+        self, batch: dict[str, Any], with_targets: bool, left_pad: bool
+    ) -> dict[str, torch.Tensor]:
+        """Embeddings, mask, position ids and labels for a batch.
+
+        Returns:
+            dict with inputs_embeds ``(B, L, d)``, attention_mask ``(B, L)``,
+            position_ids ``(B, L)`` and labels ``(B, L)``.
+        """
+        speech, lengths = self.embed_speech(batch)  # (B, N, d)
+        prompts = self._prompts(batch, training=with_targets and self.training)
+        seqs, labels = [], []
+        for i, prompt in enumerate(prompts):
+            target = self.template.target_ids(batch["texts"][i]) if with_targets else None
+            seq, lab = self._sequence(speech[i, : int(lengths[i])], prompt, target)
+            seqs.append(seq)
+            labels.append(lab)
+        return pad_sequences(seqs, labels, left_pad)
+
+    # ----------------------------------------------------------------- training
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Teacher-forced loss over transcript tokens + EOS.
+
+        Returns:
+            dict: loss (mean CE), num_tokens (supervised tokens), num_correct (argmax hits).
+        """
+        inputs = self.build_inputs(batch, with_targets=True, left_pad=False)
+        labels = inputs.pop("labels")  # (B, L)
+        targets = labels[:, 1:]  # (B, L-1): token t+1 predicted at position t
+        selected = targets != IGNORE_INDEX  # (B, L-1)
+        logits = self._supervised_logits(inputs, selected)  # (N, V)
+        gold = targets[selected]  # (N,)
+        loss = nn.functional.cross_entropy(logits.float(), gold)
+        correct = (logits.argmax(-1) == gold).sum()
+        return {"loss": loss, "num_tokens": selected.sum(), "num_correct": correct}
+
+    def _supervised_logits(
+        self, inputs: dict[str, torch.Tensor], selected: torch.Tensor
+    ) -> torch.Tensor:
+        """Vocabulary logits ``(N, V)`` only at positions ``selected`` ``(B, L-1)``."""
+        decoder = self._decoder_and_head()
+        if decoder is None:
+            logits = self.llm(**inputs, use_cache=False).logits  # (B, L, V)
+            return logits[:, :-1][selected]
+        base, head = decoder
+        hidden = base(**inputs, use_cache=False).last_hidden_state  # (B, L, H)
+        return head(hidden[:, :-1][selected])  # (N, V)
+
+    def _decoder_and_head(self) -> Optional[tuple[nn.Module, nn.Module]]:
+        """(base model, lm_head) when the LM is a plain decoder + linear head, else None."""
+        cfg = self.llm.config
+        if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+            return None
+        try:
+            base, head = self.llm.get_decoder(), self.llm.get_output_embeddings()
+        except (AttributeError, NotImplementedError):
+            return None
+        if base is None or base is self.llm or not isinstance(head, nn.Linear):
+            return None
+        return base, head
+
+    # ----------------------------------------------------------------- inference
+
+    @torch.no_grad()
+    def generate_ids(
+        self,
+        batch: dict[str, Any],
+        num_beams: int = 4,
+        max_new_tokens_per_second: float = 8.0,
+        min_new_tokens_bound: int = 16,
+        length_penalty: float = 1.0,
+        repetition_penalty: float = 1.0,
+    ) -> list[list[int]]:
+        """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
+
+        Each utterance's hypothesis is cut at its own bound
+        ``max(min_new_tokens_bound, ceil(duration * max_new_tokens_per_second))``.
+        """
+        from transformers import GenerationConfig
+
+        bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
+        inputs = self.build_inputs(batch, with_targets=False, left_pad=True)
+        inputs.pop("labels")
+        eos = self.template.eos_id
+        pad = self.tokenizer.pad_token_id
+        gen_cfg = GenerationConfig(
+            num_beams=num_beams,
+            max_new_tokens=max(bounds),
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=eos if pad is None else pad,
+            length_penalty=length_penalty,
+            repetition_penalty=repetition_penalty,
+        )
+        out = self.llm.generate(**inputs, generation_config=gen_cfg)  # (B, <= max_new)
+        return [cut_at_eos(row.tolist(), eos)[:bound] for row, bound in zip(out, bounds)]
+
+    def generate(self, batch: dict[str, Any], **kwargs: Any) -> list[str]:
+        """Decoded hypotheses in batch order (special tokens skipped, stripped).
+
+        Keyword arguments are those of :meth:`generate_ids`.
+        """
+        ids = self.generate_ids(batch, **kwargs)
+        texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        return [t.strip() for t in texts]
+
+
+def new_token_bounds(batch: dict[str, Any], per_second: float, min_bound: int) -> list[int]:
+    """Per-utterance cap on generated tokens from audio duration."""
+    durations = batch.get("durations")
+    if durations is None:
+        count = len(batch.get("cut_ids") or batch["texts"])
+        return [min_bound] * count
+    return [max(min_bound, math.ceil(float(d) * per_second)) for d in durations]
+
+
+def cut_at_eos(ids: list[int], eos: int) -> list[int]:
+    """Drop EOS and everything after it."""
+    return ids[: ids.index(eos)] if eos in ids else ids
+
+
+def pad_sequences(
+    seqs: list[torch.Tensor], labels: list[torch.Tensor], left_pad: bool
+) -> dict[str, torch.Tensor]:
+    """Stack variable-length ``(L_i, d)`` sequences with consistent position ids.
+
+    Args:
+        seqs: per-utterance embeddings.
+        labels: per-utterance labels.
+        left_pad: pad on the left (inference) instead of the right (training).
+
+    Returns:
+        inputs_embeds ``(B, L, d)``, attention_mask ``(B, L)``, position_ids ``(B, L)``,
+        labels ``(B, L)``; padding has mask 0, label -100, embedding 0.
+    """
+    batch, width = len(seqs), max(s.shape[0] for s in seqs)
+    ref = seqs[0]
+    embeds = ref.new_zeros(batch, width, ref.shape[1])
+    mask = torch.zeros(batch, width, dtype=torch.long, device=ref.device)
+    lab = torch.full((batch, width), IGNORE_INDEX, dtype=torch.long, device=ref.device)
+    for i, (seq, lb) in enumerate(zip(seqs, labels)):
+        n = seq.shape[0]
+        span = slice(width - n, width) if left_pad else slice(0, n)
+        embeds[i, span] = seq
+        mask[i, span] = 1
+        lab[i, span] = lb
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, L): 0.. over each utterance's tokens
+    return {
+        "inputs_embeds": embeds,
+        "attention_mask": mask,
+        "position_ids": positions,
+        "labels": lab,
+    }

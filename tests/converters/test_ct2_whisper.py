@@ -249,3 +249,46 @@ def test_real_tiny_en_encoder_matches_ctranslate2_and_transcribes(converted_tiny
     )
     assert reference.shape == frames.shape == (1, 1500, 384)
     assert np.abs(reference - frames).max() < 5e-3  # fp16 weights, fp32 compute on both sides
+
+
+def _write_cuts(tmp_path: Path, sentences: dict[str, str]) -> Path:
+    """Synthesized wav recordings + one cut whose file is missing -> cuts.jsonl.gz."""
+    import soundfile as sf
+    from lhotse import CutSet, Recording, SupervisionSegment
+    from lhotse.cut import MonoCut
+
+    from .speech import synthesize
+
+    cuts = []
+    for cut_id, text in sentences.items():
+        wav = tmp_path / f"{cut_id}.wav"
+        sf.write(wav, synthesize(text), 16000)
+        recording = Recording.from_file(wav, recording_id=cut_id)
+        if cut_id.startswith("bad"):
+            wav.unlink()
+        sup = SupervisionSegment(cut_id, cut_id, 0.0, recording.duration, text=text)
+        cuts.append(
+            MonoCut(cut_id, 0.0, recording.duration, 0, recording=recording, supervisions=[sup])
+        )
+    path = tmp_path / "cuts.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(path)
+    return path
+
+
+def test_whisper_baseline_writes_recogs_and_bad_cuts(
+    converted_tiny_en: Path, tmp_path: Path
+) -> None:
+    from slamasr.bin import whisper_baseline
+    from slamasr.scoring import read_recogs
+
+    pytest.importorskip("espeakng_loader", reason="espeakng-loader needed to synthesize speech")
+    sentences = {"utt-b": TEST_SENTENCE, "utt-a": "The weather is nice today.", "bad-1": "Gone."}
+    cuts = _write_cuts(tmp_path, sentences)
+    argv = ["--model-dir", str(converted_tiny_en), "--cuts", str(cuts), "--test-set", "t"]
+    whisper_baseline.main(argv + ["--decode-dir", str(tmp_path / "dec"), "--batch-size", "2"])
+    recogs = read_recogs(tmp_path / "dec" / "recogs-t.txt")
+    assert [r[0] for r in recogs] == ["bad-1", "utt-a", "utt-b"]
+    by_id = {cut_id: (ref, hyp) for cut_id, ref, hyp in recogs}
+    assert by_id["utt-b"][0] == by_id["utt-b"][1] == TEST_SENTENCE.upper().rstrip(".").split()
+    assert by_id["bad-1"] == (["GONE"], [])
+    assert (tmp_path / "dec" / "bad-cuts-t.txt").read_text().split() == ["bad-1"]

@@ -6,8 +6,9 @@ Files written (LibriSpeech, one set per part)::
     <out>/librispeech_supervisions_<part>.jsonl.gz  (Lhotse's recipe)
     <out>/librispeech_cuts_<part>.jsonl.gz          (CutSet.from_manifests)
 
-Cuts are read back lazily (``load_cuts``). Recordings not at 16 kHz get a resampling
-transform (``cut.resample(16000)``), applied when audio is loaded.
+A cut covering one utterance has the utterance's id. Cuts are read back lazily
+(``load_cuts``). Recordings not at 16 kHz get a resampling transform
+(``cut.resample(16000)``), applied when audio is loaded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
-from lhotse.kaldi import load_kaldi_data_dir
+from lhotse.kaldi import load_kaldi_data_dir, load_kaldi_text_mapping
 from lhotse.recipes import download_librispeech, prepare_librispeech
 
 SAMPLE_RATE = 16000
@@ -50,6 +51,13 @@ def resample_cut(cut, sample_rate: int = SAMPLE_RATE):
     """Return ``cut`` resampled to ``sample_rate`` when it is at another rate."""
     if cut.has_recording and cut.sampling_rate != sample_rate:
         return cut.resample(sample_rate)
+    return cut
+
+
+def _id_from_supervision(cut):
+    """Name a single-supervision cut after its utterance (``1089-134686-0000``)."""
+    if len(cut.supervisions) == 1:
+        cut.id = cut.supervisions[0].id
     return cut
 
 
@@ -137,10 +145,25 @@ def prepare_librispeech_manifests(
         if not path.is_file():
             m = manifests[part]
             cuts = CutSet.from_manifests(m["recordings"], m["supervisions"])
-            cuts.map(resample_cut).to_file(path)
+            cuts.map(_id_from_supervision).map(resample_cut).to_file(path)
         logging.info("LibriSpeech %s: %s", part, path)
         out[part] = path
     return out
+
+
+def _whole_recording_supervisions(data_dir: Path, recordings: RecordingSet) -> SupervisionSet:
+    """Without ``segments`` each ``text`` line (``<rec-id> <transcript>``) spans its recording."""
+    text_path = data_dir / "text"
+    if not text_path.is_file():
+        raise FileNotFoundError(f"{data_dir}: no 'text' file; transcripts are required")
+    texts = load_kaldi_text_mapping(text_path, must_exist=True)
+    return SupervisionSet.from_segments(
+        SupervisionSegment(
+            id=rec.id, recording_id=rec.id, start=0.0, duration=rec.duration, text=texts[rec.id]
+        )
+        for rec in recordings
+        if rec.id in texts
+    )
 
 
 def cuts_from_kaldi_dir(data_dir: str | Path, sampling_rate: int = SAMPLE_RATE) -> CutSet:
@@ -151,13 +174,15 @@ def cuts_from_kaldi_dir(data_dir: str | Path, sampling_rate: int = SAMPLE_RATE) 
         sampling_rate: The sample rate of the audio listed in ``wav.scp``.
 
     Returns:
-        An eager CutSet, one cut per supervision (or per recording without segments).
+        An eager CutSet, one cut per utterance (named by the utterance id).
     """
+    data_dir = Path(data_dir)
     recordings, supervisions, _ = load_kaldi_data_dir(data_dir, sampling_rate=sampling_rate)
     if supervisions is None:
-        raise FileNotFoundError(f"{data_dir}: no 'text' file; transcripts are required")
+        supervisions = _whole_recording_supervisions(data_dir, recordings)
     cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
-    return cuts.trim_to_supervisions(keep_overlapping=False).map(resample_cut)
+    cuts = cuts.trim_to_supervisions(keep_overlapping=False)
+    return cuts.map(_id_from_supervision).map(resample_cut)
 
 
 def _read_tsv(path: Path) -> list[tuple[str, str]]:
@@ -208,4 +233,4 @@ def cuts_from_tsv(list_path: str | Path) -> tuple[CutSet, list[str]]:
     cuts = CutSet.from_manifests(
         RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(supervisions)
     )
-    return cuts.map(resample_cut), bad
+    return cuts.map(_id_from_supervision).map(resample_cut), bad

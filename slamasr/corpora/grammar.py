@@ -272,7 +272,9 @@ class PhraseBuilder:
             return f"{aux}{' not' if negative else ''} {verb.participle}"
         if tense == "modal":
             modal = self.choice(MODALS)
-            return f"{modal}{' not' if negative else ''} {verb.base}"
+            if negative:
+                modal = {"can": "cannot", "will": "won't"}.get(modal, f"{modal} not")
+            return f"{modal} {verb.base}"
         be = self.be(person, "present")
         neg = " not" if negative else ""
         if tense == "going_to":

@@ -1,0 +1,84 @@
+"""Features: Lhotse WhisperFbank equals HF WhisperFeatureExtractor; stored features load back."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lhotse import CutSet
+from transformers import WhisperFeatureExtractor
+
+from slamasr.bin import compute_features as compute_features_cli
+from slamasr.data.features import compute_features, make_extractor, num_frames
+from slamasr.data.manifests import load_cuts
+from tests.data.conftest import make_cut, write_audio
+
+
+def _audio(num_samples: int) -> np.ndarray:
+    t = np.arange(num_samples) / 16000
+    rng = np.random.default_rng(num_samples)
+    return (0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(num_samples)).astype(
+        np.float32
+    )
+
+
+@pytest.mark.parametrize("n_mels", [80, 128])
+@pytest.mark.parametrize("num_samples", [16000, 16079, 16080, 24567])
+def test_whisper_mel_matches_hf_on_unpadded_audio(n_mels: int, num_samples: int) -> None:
+    audio = _audio(num_samples)
+    ours = make_extractor("whisper_mel", n_mels).extract(audio, 16000)  # (T, n_mels)
+    hf = (
+        WhisperFeatureExtractor(feature_size=n_mels)(
+            audio, sampling_rate=16000, padding="longest", return_tensors="np"
+        )
+        .input_features[0]
+        .T
+    )  # (S // 160, n_mels)
+    # Frame count: Lhotse round(S / 160) (halves up); HF floor(S / 160).
+    assert ours.shape == (num_frames(num_samples), n_mels)
+    assert hf.shape == (num_samples // 160, n_mels)
+    np.testing.assert_allclose(ours[: len(hf)], hf, atol=1e-5)
+    # The boundary frame Lhotse adds when S % 160 >= 80 is all zeros.
+    assert np.all(ours[len(hf) :] == 0.0)
+
+
+def test_whisper_mel_equals_hf_30s_padded_features_before_the_last_frame() -> None:
+    audio = _audio(20000)
+    ours = make_extractor("whisper_mel", 80).extract(audio, 16000)
+    hf_padded = (
+        WhisperFeatureExtractor(feature_size=80)(audio, sampling_rate=16000, return_tensors="np")
+        .input_features[0]
+        .T
+    )  # (3000, 80)
+    n = 20000 // 160
+    np.testing.assert_allclose(ours[: n - 1], hf_padded[: n - 1], atol=1e-5)
+
+
+def test_fbank_is_80_dim_kaldi_fbank_at_100_hz() -> None:
+    feats = make_extractor("fbank").extract(_audio(16000), 16000)
+    assert feats.shape == (100, 80)
+
+
+@pytest.mark.parametrize("kind", ["whisper_mel", "fbank"])
+def test_compute_features_stores_lilcom_and_loads_time_major(tmp_path: Path, kind: str) -> None:
+    cuts = CutSet.from_cuts(
+        make_cut(write_audio(tmp_path / f"u{i}.wav", sec), "hi")
+        for i, sec in enumerate([0.5, 1.23])
+    )
+    manifest = tmp_path / "mini_cuts_dev.jsonl.gz"
+    cuts.to_file(manifest)
+    out = compute_features(manifest, tmp_path / "fbank", kind, n_mels=80, num_jobs=1)
+    assert out.is_file() and list((tmp_path / "fbank").glob("*.lca"))
+    for cut in load_cuts(out):
+        feats = cut.load_features()
+        assert feats.shape == (num_frames(round(cut.duration * 16000)), 80)
+        direct = make_extractor(kind).extract(cut.load_audio(), 16000)
+        np.testing.assert_allclose(feats, direct, atol=0.05)  # lilcom is lossy
+    # A second run reuses the stored output.
+    mtime = out.stat().st_mtime_ns
+    assert (
+        compute_features_cli.main(
+            ["--cuts", str(manifest), "--out-dir", str(tmp_path / "fbank"), "--kind", kind]
+        )
+        == 0
+    )
+    assert out.stat().st_mtime_ns == mtime

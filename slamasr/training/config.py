@@ -27,6 +27,9 @@ class TrainConfig:
         seed: global seed.
         dtype: autocast dtype for the frozen parts: auto (bf16 on GPU and CPU) | float32 | bfloat16.
         max_bad_steps: stop after this many consecutive non-finite losses.
+        device: auto (CUDA when available, else CPU) | cpu | cuda.
+        tensorboard: write TensorBoard event files to ``exp_dir/tensorboard``.
+        progress_bar: show a tqdm bar on rank 0.
     """
 
     lr: float = 1e-4
@@ -46,11 +49,22 @@ class TrainConfig:
     seed: int = 42
     dtype: str = "auto"
     max_bad_steps: int = 20
+    device: str = "auto"
+    tensorboard: bool = True
+    progress_bar: bool = True
 
     def validate(self) -> None:
+        """Check values without building anything; raise ValueError naming the key."""
         if self.scheduler not in ("constant", "linear"):
             raise ValueError(f"train.scheduler={self.scheduler!r}; choose constant|linear")
         if self.lr <= 0 or self.max_steps <= 0 or self.grad_accum <= 0:
             raise ValueError("train.lr, train.max_steps and train.grad_accum must be > 0")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"train.dtype={self.dtype!r}; choose auto|float32|bfloat16")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train.device={self.device!r}; choose auto|cpu|cuda")
+        for key in ("valid_interval", "save_interval", "log_interval", "max_bad_steps"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"train.{key} must be > 0")
+        if self.warmup_steps < 0 or self.keep_last < 1 or self.patience < 0:
+            raise ValueError("train.warmup_steps/patience must be >= 0 and train.keep_last >= 1")

@@ -1,0 +1,147 @@
+"""Progress reporting for training: log lines, TensorBoard, tqdm, and the accuracy plot.
+
+The plot ``exp_dir/train-accuracy.png`` is the paper's "capability emergence" figure:
+next-token accuracy on the training batches against optimizer steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from slamasr.training.config import TrainConfig
+
+ACCURACY_PLOT = "train-accuracy.png"
+
+
+def plot_accuracy(history: list[dict[str, float]], path: Path, title: str = "") -> None:
+    """Write a PNG of training accuracy vs. steps.
+
+    Args:
+        history: ``[{"step": int, "acc": float, ...}, ...]``.
+        path: output PNG.
+        title: plot title (e.g. the experiment name).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([h["step"] for h in history], [100.0 * h["acc"] for h in history], lw=1.2)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("next-token accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "training accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class TrainingReporter:
+    """Collects per-step stats and reports them every ``log_interval`` steps.
+
+    Every rank keeps the history (it is part of the checkpointed loop state); only the main
+    rank prints, writes TensorBoard, drives the progress bar and draws the plot.
+    """
+
+    def __init__(self, exp_dir: Path, cfg: TrainConfig, is_main: bool) -> None:
+        self.exp_dir, self.cfg, self.is_main = exp_dir, cfg, is_main
+        self.writer: Any = None
+        self.bar: Any = None
+        self._window = torch.zeros(5, dtype=torch.float64)
+        self._t0 = time.time()
+
+    def start(self, step: int) -> None:
+        """Open TensorBoard and the progress bar (main rank) at ``step``."""
+        self._t0 = time.time()
+        if not self.is_main:
+            return
+        if self.cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(self.exp_dir / "tensorboard"))
+        if self.cfg.progress_bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.cfg.max_steps, initial=step, desc="train", dynamic_ncols=True
+            )
+
+    def add_step(self, state: Any, stats: torch.Tensor, lr: float) -> None:
+        """Account one optimizer step's stats (see ``loop._accumulate``); log on interval."""
+        self._window += stats
+        if self.bar is not None:
+            self.bar.update(1)
+        if state.step % self.cfg.log_interval == 0:
+            state.history.append(self._flush(state.step, lr))
+
+    def _flush(self, step: int, lr: float) -> dict[str, float]:
+        loss_tokens, tokens, correct, seconds, _ = self._window.tolist()
+        elapsed = max(time.time() - self._t0, 1e-9)
+        entry = {
+            "step": step,
+            "loss": loss_tokens / max(tokens, 1.0),
+            "acc": correct / max(tokens, 1.0),
+            "lr": lr,
+        }
+        if self.is_main:
+            speed = {"audio_sec_per_sec": seconds / elapsed, "tokens_per_sec": tokens / elapsed}
+            logging.info(
+                "step %d: loss %.4f acc %.2f%% lr %.3g | %.1f audio s/s, %.0f tokens/s",
+                step,
+                entry["loss"],
+                100 * entry["acc"],
+                lr,
+                speed["audio_sec_per_sec"],
+                speed["tokens_per_sec"],
+            )
+            self._scalars("train", step, {**entry, **speed})
+            if self.bar is not None:
+                self.bar.set_postfix(loss=f"{entry['loss']:.3f}", acc=f"{entry['acc']:.3f}")
+        self._window.zero_()
+        self._t0 = time.time()
+        return entry
+
+    def log_valid(self, step: int, metrics: dict[str, float]) -> None:
+        """Report one validation."""
+        if self.is_main:
+            logging.info(
+                "validation at step %d: dev loss %.4f, dev acc %.2f%%",
+                step,
+                metrics["loss"],
+                100 * metrics["acc"],
+            )
+            self._scalars("valid", step, metrics)
+
+    def _scalars(self, prefix: str, step: int, values: dict[str, float]) -> None:
+        if self.writer is None:
+            return
+        for key, value in values.items():
+            if key != "step":
+                self.writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def finish(self, state: Any, title: Optional[str] = None) -> None:
+        """Close the bar and TensorBoard; draw the accuracy plot (main rank)."""
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.add_scalar("train/bad_steps", state.bad_steps, state.step)
+            self.writer.close()
+        if self.is_main and state.history:
+            path = self.exp_dir / ACCURACY_PLOT
+            plot_accuracy(state.history, path, title or self.exp_dir.name)
+            logging.info("Wrote %s", path)
+        if self.is_main:
+            logging.info(
+                "Training done at step %d (best dev loss %s at step %d, %d skipped steps)",
+                state.step,
+                "n/a" if state.best_valid_loss is None else f"{state.best_valid_loss:.4f}",
+                state.best_step,
+                state.bad_steps,
+            )

@@ -48,7 +48,6 @@ def build_train_sampler(
             shuffle=cfg.shuffle,
             seed=cfg.seed,
             buffer_size=cfg.buffer_size,
-            shuffle_buffer_size=cfg.buffer_size,
             drop_last=False,
             world_size=world_size,
             rank=rank,

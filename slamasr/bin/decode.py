@@ -1,0 +1,79 @@
+"""Decode test sets with beam search using a trained experiment; one recogs file per set.
+
+Reads ``<exp-dir>/config.yaml``, loads the trainable weights of ``--checkpoint`` (averaged over
+the last ``--avg`` step checkpoints when > 1) and writes
+``<exp-dir>/decode-<checkpoint>-avg<K>-beam<N>/{recogs,bad-cuts}-<set>.txt``. Every cut of a
+test set gets exactly one result (unreadable cuts: ``hyp=[]``). Shards over torchrun ranks.
+
+Usage:
+    python -m slamasr.bin.decode --exp-dir exp/whisper_tiny --checkpoint best --num-beams 4 \
+        --test-sets test-clean=data/manifests/cuts_test-clean.jsonl.gz [--avg 5] [--overwrite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+from slamasr.config import ConfigError, load_config
+from slamasr.decoding import DecodeOutputExistsError, run_decoding
+from slamasr.training.distributed import cleanup_distributed, dist_info_from_env
+from slamasr.utils import setup_logging, time_tag
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """Command-line options (unset ones come from the config's ``decode:`` section)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--checkpoint", default=None, help="best | last | step-N")
+    parser.add_argument("--avg", type=int, default=None, help="average the last K checkpoints")
+    parser.add_argument("--num-beams", type=int, default=None)
+    parser.add_argument(
+        "--test-sets", nargs="*", default=None, help="name=cuts.jsonl.gz (default data.test_sets)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing recogs")
+    parser.add_argument(
+        "overrides", nargs="*", help="section.key=value, e.g. decode.max_duration=60"
+    )
+    return parser
+
+
+def parse_test_sets(items: list[str]) -> dict[str, str]:
+    """``["test-clean=a.jsonl.gz"]`` -> ``{"test-clean": "a.jsonl.gz"}``."""
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--test-sets entry {item!r} must look like name=cuts.jsonl.gz")
+        out[name] = path
+    return out
+
+
+def _cli_overrides(args: argparse.Namespace) -> list[str]:
+    pairs = {"checkpoint": args.checkpoint, "avg": args.avg, "num_beams": args.num_beams}
+    return [f"decode.{k}={v}" for k, v in pairs.items() if v is not None]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = get_parser().parse_args(argv)
+    info = dist_info_from_env()
+    setup_logging(args.exp_dir / "log" / f"log-decode-{time_tag()}-{info.rank}", info.rank)
+    try:
+        cfg = load_config(args.exp_dir / "config.yaml", args.overrides + _cli_overrides(args))
+        test_sets = parse_test_sets(args.test_sets) if args.test_sets else cfg.data.test_sets
+        if not test_sets:
+            raise ConfigError("no test sets: pass --test-sets or set data.test_sets")
+        run_decoding(cfg, args.exp_dir, test_sets, overwrite=args.overwrite)
+    except (ConfigError, DecodeOutputExistsError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        cleanup_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Batched beam-search decoding of test sets into recogs files (every cut exactly once).
+
+For each test set::
+
+    exp/<name>/<decode-tag>/recogs-<set>.txt     one ref/hyp block per cut (slamasr.scoring)
+    exp/<name>/<decode-tag>/bad-cuts-<set>.txt   ids of cuts whose input could not be loaded
+
+``<decode-tag>`` = ``decode-<checkpoint>-avg<K>-beam<N>``, e.g. ``decode-best-avg1-beam4``.
+Under torchrun each rank decodes its shard (cut i -> rank i % world); rank 0 gathers the
+results, checks that every cut of the manifest has exactly one result, and writes the files.
+Bad cuts (listed in a batch's ``bad_cut_ids``) get ``hyp=[]`` so scoring counts them as errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.distributed as dist
+
+from slamasr.decoding_config import DecodeConfig
+from slamasr.text import normalize_text
+from slamasr.training import checkpoint as ckpt
+
+RecogResult = tuple[str, list[str], list[str]]
+
+
+class DecodeOutputExistsError(RuntimeError):
+    """Recogs that this command would overwrite already exist."""
+
+
+def decode_tag(checkpoint: str, avg: int, num_beams: int) -> str:
+    """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory."""
+    return f"decode-{checkpoint}-avg{avg}-beam{num_beams}"
+
+
+def load_trainable_weights(
+    exp_dir: Path, checkpoint: str, avg: int
+) -> tuple[dict[str, torch.Tensor], list[Path]]:
+    """Trainable weights from ``exp_dir/checkpoints``, averaged over ``avg`` step checkpoints.
+
+    Returns:
+        (state dict, the checkpoint directories used).
+    """
+    paths = ckpt.checkpoints_for_average(Path(exp_dir) / "checkpoints", checkpoint, avg)
+    weights = ckpt.average_trainable(paths) if len(paths) > 1 else ckpt.load_trainable(paths[0])
+    logging.info("Decoding with weights of %s", ", ".join(str(p) for p in paths))
+    return weights, paths
+
+
+def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def decode_batch(
+    model: Any,
+    batch: dict[str, Any],
+    cfg: DecodeConfig,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, str]:
+    """Beam-search one batch; return ``{cut_id: hypothesis}`` for its good cuts."""
+    if not batch["cut_ids"]:
+        return {}
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    with torch.no_grad(), _autocast(device, dtype):
+        hyps = model.generate(
+            batch,
+            num_beams=cfg.num_beams,
+            max_new_tokens_per_second=cfg.max_new_tokens_per_second,
+            min_new_tokens_bound=cfg.min_new_tokens_bound,
+            length_penalty=cfg.length_penalty,
+            repetition_penalty=cfg.repetition_penalty,
+        )
+    if len(hyps) != len(batch["cut_ids"]):
+        raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")
+    return dict(zip(batch["cut_ids"], hyps))
+
+
+def decode_loader(
+    model: Any,
+    loader: Iterable[dict[str, Any]],
+    cfg: DecodeConfig,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[dict[str, str], list[str]]:
+    """Decode every batch of ``loader``.
+
+    Returns:
+        (``{cut_id: hypothesis}`` for loadable cuts, ids of bad cuts).
+    """
+    model.eval()
+    hyps: dict[str, str] = {}
+    bad: list[str] = []
+    for batch in loader:
+        bad.extend(batch.get("bad_cut_ids", []))
+        hyps.update(decode_batch(model, batch, cfg, device, dtype))
+    return hyps, bad
+
+
+def gather_to_rank0(hyps: dict[str, str], bad: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Merge every rank's (hyps, bad ids) on rank 0 (other ranks get theirs back)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return hyps, bad
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, (hyps, bad))
+    merged: dict[str, str] = {}
+    merged_bad: list[str] = []
+    for part_hyps, part_bad in parts:
+        duplicates = merged.keys() & part_hyps.keys()
+        if duplicates:
+            raise RuntimeError(f"cuts decoded by two ranks: {sorted(duplicates)[:5]}")
+        merged.update(part_hyps)
+        merged_bad.extend(part_bad)
+    return merged, merged_bad
+
+
+def build_results(
+    refs: dict[str, str], hyps: dict[str, str], bad: list[str], text_norm: str
+) -> list[RecogResult]:
+    """One (cut_id, ref words, hyp words) per manifest cut; bad cuts get ``hyp=[]``.
+
+    Raises:
+        RuntimeError: a cut of the manifest has no result, or a result is for an unknown cut,
+            or a cut is both decoded and bad — the count must equal the manifest's.
+    """
+    bad_set = set(bad)
+    got = set(hyps) | bad_set
+    missing, extra = set(refs) - got, got - set(refs)
+    if missing or extra or (set(hyps) & bad_set) or len(bad) != len(bad_set):
+        raise RuntimeError(
+            f"decoding produced {len(hyps)} hypotheses + {len(bad)} bad cuts for a manifest of "
+            f"{len(refs)} cuts; missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}"
+        )
+    results = [
+        (
+            cut_id,
+            ref.split(),
+            [] if cut_id in bad_set else normalize_text(hyps[cut_id], text_norm).split(),
+        )
+        for cut_id, ref in refs.items()
+    ]
+    assert len(results) == len(refs)
+    return results
+
+
+def output_paths(out_dir: Path, test_set: str) -> tuple[Path, Path]:
+    """(recogs file, bad-cuts file) of ``test_set`` in ``out_dir``."""
+    return out_dir / f"recogs-{test_set}.txt", out_dir / f"bad-cuts-{test_set}.txt"
+
+
+def check_overwrite(out_dir: Path, test_sets: Iterable[str], overwrite: bool) -> None:
+    """Refuse to replace existing recogs unless ``overwrite``."""
+    existing = [p for s in test_sets for p in output_paths(out_dir, s)[:1] if p.exists()]
+    if existing and not overwrite:
+        raise DecodeOutputExistsError(
+            f"{', '.join(map(str, existing))} already exist; pass --overwrite to decode again"
+        )
+
+
+def write_outputs(out_dir: Path, test_set: str, results: list[RecogResult], bad: list[str]) -> Path:
+    """Write ``recogs-<set>.txt`` and ``bad-cuts-<set>.txt``; return the recogs path."""
+    from slamasr.scoring import write_recogs
+
+    recogs, bad_file = output_paths(out_dir, test_set)
+    write_recogs(recogs, results)
+    bad_file.write_text("".join(f"{c}\n" for c in sorted(bad)), encoding="utf-8")
+    logging.info("Wrote %s (%d cuts, %d bad)", recogs, len(results), len(bad))
+    return recogs
+
+
+@dataclasses.dataclass
+class TestSet:
+    """A named test set: the cut ids and normalized references of its manifest, its loader."""
+
+    name: str
+    refs: dict[str, str]
+    loader: Iterable[dict[str, Any]]
+
+
+def decode_test_set(
+    model: Any,
+    test_set: TestSet,
+    cfg: DecodeConfig,
+    out_dir: Path,
+    device: torch.device,
+    text_norm: str = "upper",
+    dtype: torch.dtype = torch.float32,
+) -> Optional[Path]:
+    """Decode this rank's shard, merge on rank 0, check completeness, write the files.
+
+    Returns:
+        The recogs path on rank 0, None on other ranks.
+    """
+    hyps, bad = decode_loader(model, test_set.loader, cfg, device, dtype)
+    hyps, bad = gather_to_rank0(hyps, bad)
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return None
+    results = build_results(test_set.refs, hyps, bad, text_norm)
+    return write_outputs(out_dir, test_set.name, results, bad)
+
+
+# --------------------------------------------------------------------------- from an exp dir
+
+
+def load_test_set(name: str, manifest: str, data_cfg: Any, rank: int, world_size: int) -> TestSet:
+    """Read a CutSet manifest: references of every cut + this rank's decode loader.
+
+    The loader comes from the data layer's decode sampler (keeps every cut, sorted by
+    duration, cut i on rank i % world_size).
+    """
+    from lhotse import load_manifest
+
+    from slamasr.data import build_dataloader
+    from slamasr.data.filters import cut_text
+
+    cuts = load_manifest(manifest)
+    refs = {cut.id: cut_text(cut, data_cfg.text_norm) for cut in cuts}
+    if len(refs) != len(cuts):
+        raise ValueError(f"{manifest}: duplicate cut ids")
+    loader = build_dataloader(cuts, data_cfg, False, world_size, rank)
+    return TestSet(name=name, refs=refs, loader=loader)
+
+
+def decode_data_config(cfg: Any) -> Any:
+    """``cfg.data`` with the batch size/duration of ``cfg.decode``."""
+    return dataclasses.replace(
+        cfg.data, max_duration=cfg.decode.max_duration, batch_size=cfg.decode.batch_size
+    )
+
+
+def run_decoding(
+    cfg: Any,
+    exp_dir: Path,
+    test_sets: dict[str, str],
+    overwrite: bool = False,
+    device: Optional[torch.device] = None,
+) -> list[Path]:
+    """Decode ``test_sets`` with the model of ``exp_dir`` per ``cfg.decode``.
+
+    Args:
+        cfg: the experiment's ExperimentConfig (``exp_dir/config.yaml`` + overrides).
+        exp_dir: experiment directory with ``checkpoints/``.
+        test_sets: name -> CutSet manifest.
+        overwrite: replace existing recogs.
+        device: defaults to this rank's GPU, else CPU.
+
+    Returns:
+        Recogs paths (rank 0; empty on other ranks).
+    """
+    from slamasr.models import build_model
+    from slamasr.training.distributed import dist_info_from_env, init_distributed
+    from slamasr.utils import resolve_device
+
+    dcfg = cfg.decode
+    out_dir = Path(exp_dir) / decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams)
+    check_overwrite(out_dir, test_sets, overwrite)
+    device = device or resolve_device(dist_info_from_env().local_rank, cfg.train.device)
+    info = init_distributed(device)
+    model = build_model(cfg.model, device=device)
+    weights, _ = load_trainable_weights(Path(exp_dir), dcfg.checkpoint, dcfg.avg)
+    model.load_trainable_state_dict({k: v.to(device) for k, v in weights.items()})
+    data_cfg = decode_data_config(cfg)
+    written = []
+    for name, manifest in test_sets.items():
+        test_set = load_test_set(name, manifest, data_cfg, info.rank, info.world_size)
+        path = decode_test_set(model, test_set, dcfg, out_dir, device, data_cfg.text_norm)
+        if path is not None:
+            written.append(path)
+    return written

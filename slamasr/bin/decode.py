@@ -35,7 +35,12 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing recogs")
     parser.add_argument(
-        "overrides", nargs="*", help="section.key=value, e.g. decode.max_duration=60"
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config override, repeatable (e.g. --set decode.max_duration=60)",
     )
     return parser
 

@@ -1,0 +1,49 @@
+"""Synthesize the offline English corpus with eSpeak NG and write its Lhotse manifests.
+
+Usage: python -m slamasr.bin.prepare_espeak_corpus --out-dir data/espeak --num-train 12000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Optional
+
+from slamasr.corpora.espeak_corpus import prepare_espeak_corpus
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", type=Path, required=True, help="corpus root directory")
+    parser.add_argument("--num-train", type=int, default=12000, help="training utterances")
+    parser.add_argument("--num-dev", type=int, default=200, help="dev utterances")
+    parser.add_argument("--num-test", type=int, default=200, help="in-domain test utterances")
+    parser.add_argument("--num-ood", type=int, default=220, help="out-of-domain test utterances")
+    parser.add_argument("--seed", type=int, default=0, help="seed of sentences and voices")
+    parser.add_argument("--num-jobs", type=int, default=2, help="synthesis processes")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Prepares the corpus and logs where its cuts manifests are."""
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    cuts = prepare_espeak_corpus(
+        args.out_dir,
+        num_train=args.num_train,
+        num_dev=args.num_dev,
+        num_test=args.num_test,
+        num_ood=args.num_ood,
+        seed=args.seed,
+        num_jobs=args.num_jobs,
+    )
+    for split, path in cuts.items():
+        logging.info("%s: %s", split, path)
+
+
+if __name__ == "__main__":
+    main()

@@ -96,6 +96,7 @@ def make_tiny_llm(out_dir: Path, chat_template: Optional[str] = None, seed: int 
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
+        initializer_range=0.3,  # logits with real spread, so soft prompts can steer it
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)

@@ -169,7 +169,9 @@ class WhisperSpeechEncoder(SpeechEncoder):
                 full = torch.full_like(out_lengths, frames.shape[1])
                 return frames, full
         else:
-            mel = pad_whisper_mel(inputs, input_lengths, inputs.shape[1])  # (B, T, M)
+            # as if each utterance ran alone: the convs' own zero padding past its end
+            valid = lengths_to_mask(input_lengths, inputs.shape[1])[:, :, None]
+            mel = inputs * valid.to(inputs.dtype)  # (B, T, M)
             frames = self._run(mel, input_lengths)  # (B, ceil(T/2), D)
         return frames[:, : int(out_lengths.max())], out_lengths
 

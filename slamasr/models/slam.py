@@ -93,7 +93,7 @@ class SlamASR(nn.Module):
     # ----------------------------------------------------------------- encoding
 
     def encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder frames: ``(B, T_enc, D), (B,)``; uses ``encoder_frames`` when the batch has them."""
+        """Encoder frames ``(B, T_enc, D), (B,)``; ``encoder_frames`` are used when present."""
         if "encoder_frames" in batch:
             frames = batch["encoder_frames"].to(self.device)
             return frames, batch["encoder_frame_lengths"].to(self.device)

@@ -10,7 +10,8 @@ Problems (any of them makes ``validate_data`` exit non-zero):
   ``too_few_frames``, ``no_features``, ``no_recording`` (see ``slamasr.data.filters``)
 
 Notes (reported, not problems, since the pipeline handles them): ``resampled`` (recording
-not at 16 kHz), ``text_changed_by_normalization`` (non-ASCII or punctuation in the text).
+not at 16 kHz), ``text_changed_by_normalization`` (normalization did more than change the case:
+punctuation, non-ASCII letters, odd whitespace).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def _notes(cut, cfg: DataConfig) -> list[str]:
     if cut.has_recording and cut.recording.sampling_rate != 16000:
         out.append("resampled")
     raw = collapse_whitespace(" ".join((s.text or "") for s in cut.supervisions))
-    if cfg.text_norm != "none" and normalize_text(raw, cfg.text_norm) != raw:
+    normalized = normalize_text(raw, cfg.text_norm)
+    if normalized.casefold() != raw.casefold():  # beyond a change of case
         out.append("text_changed_by_normalization")
     return out
 

@@ -51,13 +51,15 @@ def setup_logging(
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
+        if getattr(handler, "_slamasr", False):  # ours from an earlier call; keep others'
+            root.removeHandler(handler)
+            handler.close()
     root.setLevel(level)
     formatter = logging.Formatter(LOG_FORMAT)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(level if rank == 0 else logging.WARNING)
     console.setFormatter(formatter)
+    console._slamasr = True  # type: ignore[attr-defined]
     root.addHandler(console)
     if log_file is not None:
         log_file = Path(log_file)
@@ -65,6 +67,7 @@ def setup_logging(
         fh = logging.FileHandler(log_file, encoding="utf-8")
         fh.setLevel(level)
         fh.setFormatter(formatter)
+        fh._slamasr = True  # type: ignore[attr-defined]
         root.addHandler(fh)
 
 

@@ -1,0 +1,27 @@
+"""experiment_name: same settings -> same name; a change -> a different name."""
+
+from __future__ import annotations
+
+from slamasr.config import ExperimentConfig
+from slamasr.training import experiment_name
+
+
+def _cfg(**train) -> ExperimentConfig:
+    cfg = ExperimentConfig()
+    cfg.model.encoder.path = "openai/whisper-large-v2"
+    cfg.model.llm.path = "lmsys/vicuna-7b-v1.5"
+    for key, value in train.items():
+        setattr(cfg.train, key, value)
+    return cfg
+
+
+def test_same_settings_same_name_and_readable_parts() -> None:
+    name = experiment_name(_cfg())
+    assert name == experiment_name(_cfg())
+    assert name.startswith("whisper-large-v2_vicuna-7b-v1.5_mlp5_prompt-short_lr0.0001_")
+
+
+def test_changed_settings_change_name_but_cosmetic_ones_do_not() -> None:
+    assert experiment_name(_cfg(lr=5e-4)) != experiment_name(_cfg())
+    assert experiment_name(_cfg(warmup_steps=10)) != experiment_name(_cfg())
+    assert experiment_name(_cfg(log_interval=7)) == experiment_name(_cfg())

@@ -1,0 +1,58 @@
+"""eSpeak NG synthesis: audio of plausible length, and the voices the corpus relies on."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from slamasr.corpora.espeak import OOD_VOICES, TRAIN_VOICES, EspeakSynthesizer, VoiceSetting
+
+pytest.importorskip("espeakng_loader")
+
+
+@pytest.fixture(scope="module")
+def synth() -> EspeakSynthesizer:
+    return EspeakSynthesizer(sample_rate=16000, backend="library")
+
+
+def _check_plausible(audio: np.ndarray, num_words: int) -> None:
+    seconds = audio.shape[0] / 16000
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert 0.15 * num_words <= seconds <= 0.8 * num_words + 1.0
+    assert 0.05 < np.abs(audio).max() <= 1.0
+
+
+def test_two_sentences_have_plausible_duration(synth):
+    short = synth.synthesize("Good morning.", VoiceSetting("en-us", rate=160, pitch=50))
+    longer = synth.synthesize(
+        "Please put the green cups on the shelf.", VoiceSetting("en-us+f2", 150, 45)
+    )
+    _check_plausible(short, 2)
+    _check_plausible(longer, 8)
+    assert longer.shape[0] > short.shape[0]
+
+
+def test_slower_rate_gives_longer_audio(synth):
+    text = "The train leaves at seven thirty."
+    fast = synth.synthesize(text, VoiceSetting("en-us", rate=170))
+    slow = synth.synthesize(text, VoiceSetting("en-us", rate=140))
+    assert slow.shape[0] > fast.shape[0]
+
+
+def test_all_corpus_voices_exist_and_test_voices_are_unseen(synth):
+    assert not set(TRAIN_VOICES) & set(OOD_VOICES)
+    for voice in TRAIN_VOICES + OOD_VOICES:
+        assert synth.synthesize("Yes.", VoiceSetting(voice)).shape[0] > 1000
+
+
+def test_unknown_voice_is_an_error(synth):
+    with pytest.raises(ValueError, match="voice"):
+        synth.synthesize("Hello.", VoiceSetting("xx-nonexistent"))
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng binary not installed")
+def test_binary_backend():
+    audio = EspeakSynthesizer(backend="binary").synthesize("Good morning.", VoiceSetting("en-us"))
+    _check_plausible(audio, 2)

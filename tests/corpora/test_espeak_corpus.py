@@ -1,0 +1,74 @@
+"""prepare_espeak_corpus writes valid Lhotse manifests, reproducibly and only once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lhotse import CutSet, load_manifest
+from lhotse.qa import validate
+
+from slamasr.bin import prepare_espeak_corpus as cli
+from slamasr.corpora.espeak import OOD_VOICES, TRAIN_VOICES
+from slamasr.corpora.espeak_corpus import manifest_path, prepare_espeak_corpus
+from slamasr.corpora.sentences import normalize_text
+
+pytest.importorskip("espeakng_loader")
+SIZES = {"train": 4, "dev": 2, "test": 2, "test_ood": 3}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    out_dir = tmp_path_factory.mktemp("espeak")
+    prepare_espeak_corpus(out_dir, 4, 2, 2, 3, seed=11, num_jobs=1)
+    return out_dir
+
+
+@pytest.mark.parametrize("split", list(SIZES))
+def test_manifests_are_valid_lhotse(corpus, split):
+    cuts = CutSet.from_file(manifest_path(corpus, "cuts", split))
+    validate(cuts, read_data=True)
+    assert len(cuts) == SIZES[split]
+    for cut in cuts:
+        supervision = cut.supervisions[0]
+        assert cut.duration > 0.3 and cut.sampling_rate == 16000
+        assert supervision.text == normalize_text(supervision.custom["display"])
+        assert (corpus / "audio" / split / f"{cut.id}.flac").is_file()
+        voices = OOD_VOICES if split == "test_ood" else TRAIN_VOICES
+        assert supervision.speaker in voices
+    recordings = load_manifest(manifest_path(corpus, "recordings", split))
+    supervisions = load_manifest(manifest_path(corpus, "supervisions", split))
+    assert sorted(recordings.ids) == sorted(cuts.ids) == sorted(s.id for s in supervisions)
+
+
+def test_cut_ids_are_deterministic(corpus):
+    ids = CutSet.from_file(manifest_path(corpus, "cuts", "dev")).ids
+    assert list(ids) == ["espeak-dev-s11-000000", "espeak-dev-s11-000001"]
+
+
+def test_rerun_skips_finished_work(corpus):
+    path = manifest_path(corpus, "cuts", "train")
+    before = path.stat().st_mtime_ns
+    prepare_espeak_corpus(corpus, 4, 2, 2, 3, seed=11, num_jobs=1)
+    assert path.stat().st_mtime_ns == before
+
+
+def test_missing_manifests_are_rebuilt_without_resynthesis(corpus):
+    audio = next((corpus / "audio" / "test").glob("*.flac"))
+    audio_mtime = audio.stat().st_mtime_ns
+    manifest_path(corpus, "cuts", "test").unlink()
+    prepare_espeak_corpus(corpus, 4, 2, 2, 3, seed=11, num_jobs=1)
+    assert manifest_path(corpus, "cuts", "test").is_file()
+    assert audio.stat().st_mtime_ns == audio_mtime
+
+
+def test_too_many_ood_sentences_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="num_ood"):
+        prepare_espeak_corpus(tmp_path, 0, 0, 0, 100_000)
+
+
+def test_command_line_entry_point(tmp_path):
+    args = ["--out-dir", str(tmp_path), "--num-train", "2", "--num-dev", "0", "--num-test", "0"]
+    cli.main(args + ["--num-ood", "1", "--num-jobs", "2"])
+    assert len(CutSet.from_file(manifest_path(tmp_path, "cuts", "train"))) == 2
+    assert not manifest_path(tmp_path, "cuts", "dev").exists()

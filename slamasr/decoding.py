@@ -177,7 +177,7 @@ def write_outputs(out_dir: Path, test_set: str, results: list[RecogResult], bad:
 
 
 @dataclasses.dataclass
-class TestSet:
+class DecodeSet:
     """A named test set: the cut ids and normalized references of its manifest, its loader."""
 
     name: str
@@ -187,7 +187,7 @@ class TestSet:
 
 def decode_test_set(
     model: Any,
-    test_set: TestSet,
+    test_set: DecodeSet,
     cfg: DecodeConfig,
     out_dir: Path,
     device: torch.device,
@@ -210,7 +210,7 @@ def decode_test_set(
 # --------------------------------------------------------------------------- from an exp dir
 
 
-def load_test_set(name: str, manifest: str, data_cfg: Any, rank: int, world_size: int) -> TestSet:
+def load_test_set(name: str, manifest: str, data_cfg: Any, rank: int, world_size: int) -> DecodeSet:
     """Read a CutSet manifest: references of every cut + this rank's decode loader.
 
     The loader comes from the data layer's decode sampler (keeps every cut, sorted by
@@ -226,7 +226,7 @@ def load_test_set(name: str, manifest: str, data_cfg: Any, rank: int, world_size
     if len(refs) != len(cuts):
         raise ValueError(f"{manifest}: duplicate cut ids")
     loader = build_dataloader(cuts, data_cfg, False, world_size, rank)
-    return TestSet(name=name, refs=refs, loader=loader)
+    return DecodeSet(name=name, refs=refs, loader=loader)
 
 
 def decode_data_config(cfg: Any) -> Any:

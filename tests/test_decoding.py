@@ -9,7 +9,7 @@ import torch
 
 from slamasr.decoding import (
     DecodeOutputExistsError,
-    TestSet,
+    DecodeSet,
     build_results,
     check_overwrite,
     decode_tag,
@@ -36,7 +36,7 @@ def _batch(ids: list[str], bad: list[str]) -> dict:
 def test_every_cut_gets_one_result_and_bad_cuts_are_flagged(tmp_path: Path) -> None:
     """Good cuts carry the model's hypothesis; unreadable ones hyp=[] and bad-cuts-<set>."""
     loader = [_batch(["a", "b"], ["c"]), _batch(["d"], []), _batch([], ["e"])]
-    test_set = TestSet(name="test-x", refs=REFS, loader=loader)
+    test_set = DecodeSet(name="test-x", refs=REFS, loader=loader)
     path = decode_test_set(DoubleModel(), test_set, DecodeConfig(), tmp_path, torch.device("cpu"))
     results = {cut_id: (ref, hyp) for cut_id, ref, hyp in read_recogs(path)}
     assert set(results) == set(REFS)

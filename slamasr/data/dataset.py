@@ -3,7 +3,9 @@
 ``SlamAsrDataset[cuts]`` returns::
 
     inputs                 (B, T, n_mels) whisper_mel | (B, T, 80) fbank | (B, S) audio
-    input_lengths          (B,) valid frames / samples; padding value is 0.0
+    input_lengths          (B,) valid frames / samples; padding value is 0.0.
+                           whisper_mel: S // 160 frames (as HF's WhisperFeatureExtractor);
+                           fbank: (S + 80) // 160 frames (Lhotse); audio: S samples
     encoder_frames         (B, T_enc, D)  \\ instead of inputs/input_lengths
     encoder_frame_lengths  (B,)           / for input_kind=encoder_cache
     texts                  list[str] normalized (slamasr.text.normalize_text)
@@ -12,8 +14,9 @@
     bad_cut_ids            list[str] cuts whose audio/features could not be read
 
 A cut that cannot be read is logged (warning) and listed in ``bad_cut_ids``; it is not in
-the tensors. If every cut is bad the batch has B=0 tensors. Audio is resampled to 16 kHz
-and down-mixed to mono (channel mean) when needed.
+the tensors. If every cut is bad the batch has B=0 tensors. Features whose dimension
+differs from the config (e.g. 80-d mels with n_mels=128) raise FeatureDimError. Audio is
+resampled to 16 kHz and down-mixed to mono (channel mean) when needed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 
 import torch
 from lhotse import CutSet
+from lhotse.utils import compute_num_samples
 from torch.utils.data import DataLoader, Dataset
 
 from slamasr.data.config import DataConfig
@@ -32,8 +36,20 @@ from slamasr.data.sampling import build_decode_sampler, build_train_sampler
 PAD_VALUE = 0.0
 
 
+class FeatureDimError(ValueError):
+    """Stored features do not have the configured dimension (a config error, not bad data)."""
+
+
+def whisper_num_frames(duration: float) -> int:
+    """Whisper/HF frame count for ``duration`` seconds at 16 kHz: ``S // 160``."""
+    return compute_num_samples(duration, SAMPLE_RATE) // 160
+
+
 def load_cut_input(cut, input_kind: str) -> torch.Tensor:
     """Load one cut's model input.
+
+    whisper_mel features are cut to HF's ``S // 160`` frames: Lhotse's WhisperFbank may
+    store one more, all-zero frame (see ``slamasr.data.features``), which is dropped here.
 
     Args:
         cut: A Lhotse cut.
@@ -49,6 +65,8 @@ def load_cut_input(cut, input_kind: str) -> torch.Tensor:
     feats = cut.load_features()  # (T, F)
     if feats is None:
         raise ValueError("cut has no features")
+    if input_kind == "whisper_mel":
+        feats = feats[: whisper_num_frames(cut.duration)]
     return torch.from_numpy(feats).float()
 
 
@@ -68,24 +86,38 @@ def pad_stack(items: list[torch.Tensor], pad_value: float = PAD_VALUE) -> torch.
 class SlamAsrDataset(Dataset):
     """Map-style dataset over Lhotse samplers: ``dataset[cuts] -> batch dict``."""
 
-    def __init__(self, input_kind: str = "whisper_mel", text_norm: str = "upper") -> None:
+    def __init__(
+        self, input_kind: str = "whisper_mel", text_norm: str = "upper", n_mels: int = 80
+    ) -> None:
         """Args:
         input_kind: whisper_mel | fbank | audio | encoder_cache.
         text_norm: upper | lower | none (applied to the transcripts).
+        n_mels: expected feature dimension of whisper_mel inputs (fbank: always 80).
         """
         self.input_kind = input_kind
         self.text_norm = text_norm
+        self.feature_dim = {"whisper_mel": n_mels, "fbank": 80}.get(input_kind)
+
+    def _check_dim(self, cut_id: str, x: torch.Tensor) -> None:
+        """Raise FeatureDimError when features do not match the configured dimension."""
+        if self.feature_dim is not None and x.shape[-1] != self.feature_dim:
+            raise FeatureDimError(
+                f"cut {cut_id}: {self.input_kind} features are {x.shape[-1]}-d, config expects "
+                f"{self.feature_dim} (data.n_mels); recompute features or fix the config"
+            )
 
     def _load_all(self, cuts: CutSet) -> tuple[list, list[torch.Tensor], list[str]]:
         """Load every cut; return (good cuts, their inputs, bad cut ids)."""
         good, inputs, bad = [], [], []
         for cut in cuts:
             try:
-                inputs.append(load_cut_input(cut, self.input_kind))
+                x = load_cut_input(cut, self.input_kind)
             except Exception as e:
                 logging.warning("cannot read cut %s: %s: %s", cut.id, type(e).__name__, e)
                 bad.append(cut.id)
                 continue
+            self._check_dim(cut.id, x)
+            inputs.append(x)
             good.append(cut)
         return good, inputs, bad
 
@@ -145,7 +177,7 @@ def build_dataloader(
         sampler = build_decode_sampler(cuts, cfg, world_size=world_size, rank=rank)
     workers = cfg.num_workers if num_workers is None else num_workers
     loader = DataLoader(
-        SlamAsrDataset(cfg.input_kind, cfg.text_norm),
+        SlamAsrDataset(cfg.input_kind, cfg.text_norm, cfg.n_mels),
         sampler=sampler,
         batch_size=None,
         num_workers=workers,

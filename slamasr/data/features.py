@@ -11,7 +11,10 @@ Kinds:
 Frame count convention (both kinds): ``T = (S + 80) // 160`` for ``S`` samples at 16 kHz,
 i.e. ``round(S / 160)`` with halves up (Lhotse's ``compute_num_frames``). Hugging Face
 gives ``S // 160`` frames; when ``S % 160 >= 80`` Lhotse's WhisperFbank appends one
-extra frame filled with 0.0. All other frames match HF within float tolerance.
+extra frame filled with 0.0. All other frames match HF within float tolerance. The dataset
+(``slamasr.data.dataset``) drops that frame, so whisper_mel inputs have HF's ``S // 160``
+frames; note that HF's 30 s-padded features differ from the unpadded ones only in the last
+real frame (its STFT window sees zeros instead of reflected audio).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import torch
 from lhotse import CutSet
 
 from slamasr.data.config import DataConfig
-from slamasr.data.dataset import SlamAsrDataset, build_dataloader
+from slamasr.data.dataset import FeatureDimError, SlamAsrDataset, build_dataloader
 from slamasr.data.features import compute_features, num_frames
 from slamasr.data.filters import filter_cuts_for_training
 from slamasr.data.manifests import load_cuts
@@ -31,19 +31,31 @@ def _decode_cfg(**kw) -> DataConfig:
 def test_feature_batch_matches_the_contract(good_cuts: CutSet, tmp_path: Path, kind: str):
     cuts = _with_features(good_cuts, tmp_path, kind)
     loader = build_dataloader(cuts, _decode_cfg(input_kind=kind), train=False)
-    batch = next(iter(loader))
-    assert set(batch) == BATCH_KEYS
-    x, lens = batch["inputs"], batch["input_lengths"]
-    assert x.dtype == torch.float32 and lens.dtype == torch.long
-    assert x.shape == (3, int(lens.max()), 80)  # (B, T, n_mels), time-major
     by_id = {c.id: c for c in cuts}
-    for i, cid in enumerate(batch["cut_ids"]):
-        cut = by_id[cid]
-        assert lens[i] == num_frames(round(cut.duration * 16000))  # 100 frames/s
-        assert torch.all(x[i, lens[i] :] == 0.0)  # padding value
-        assert batch["durations"][i] == pytest.approx(cut.duration)
-        assert batch["texts"][i] == f"HELLO WORLD NUMBER {cid[-1]}"
-    assert batch["bad_cut_ids"] == []
+    seen = []
+    for batch in loader:
+        assert set(batch) == BATCH_KEYS
+        x, lens = batch["inputs"], batch["input_lengths"]
+        assert x.dtype == torch.float32 and lens.dtype == torch.long
+        assert x.shape == (len(lens), int(lens.max()), 80)  # (B, T, n_mels), time-major
+        for i, cid in enumerate(batch["cut_ids"]):
+            cut = by_id[cid]
+            num_samples = round(cut.duration * 16000)
+            expected = num_samples // 160 if kind == "whisper_mel" else num_frames(num_samples)
+            assert lens[i] == expected  # 100 frames/s; whisper_mel as HF, fbank as Lhotse
+            assert torch.all(x[i, lens[i] :] == 0.0)  # padding value
+            assert batch["durations"][i] == pytest.approx(cut.duration)
+            assert batch["texts"][i] == f"HELLO WORLD NUMBER {cid[-1]}"
+        assert batch["bad_cut_ids"] == []
+        seen += batch["cut_ids"]
+    assert sorted(seen) == sorted(by_id)
+    assert round(by_id["utt4"].duration * 16000) % 160 == 88  # has Lhotse's extra frame
+
+
+def test_whisper_mel_with_wrong_n_mels_is_a_config_error(good_cuts: CutSet, tmp_path: Path):
+    cuts = _with_features(good_cuts, tmp_path, "whisper_mel")  # 80-d
+    with pytest.raises(FeatureDimError, match="data.n_mels"):
+        SlamAsrDataset("whisper_mel", n_mels=128)[cuts]
 
 
 def test_audio_batch_is_16khz_waveform_even_for_other_rates(tmp_path: Path):

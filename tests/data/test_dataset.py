@@ -174,3 +174,11 @@ def test_encoder_cache_cuts_shorter_than_one_projector_frame_are_skipped(good_cu
     filtered, report = filter_cuts_for_training(cuts, cfg)
     assert len(filtered.to_eager()) == 2
     assert list(report.skipped) == ["too_few_frames"]
+
+
+def test_encoder_cache_cut_without_features_is_a_bad_cut_in_decoding(good_cuts, tmp_path):
+    cuts = [attach_encoder_cache(c, tmp_path / "enc", 10) for c in list(good_cuts)[:2]]
+    cuts[1].features = None  # the cache tool keeps unreadable cuts without features
+    batch = SlamAsrDataset("encoder_cache")[CutSet.from_cuts(cuts)]
+    assert batch["cut_ids"] == [cuts[0].id] and batch["bad_cut_ids"] == [cuts[1].id]
+    assert batch["encoder_frames"].shape == (1, 10, 8)

@@ -65,7 +65,7 @@ def test_target_and_display_forms(train):
 
 
 def test_vocabulary_is_large(train):
-    assert len(generator_vocabulary()) >= 3500
+    assert len(generator_vocabulary()) >= 4500
     used = {word for sentence in train for word in sentence.text.split()}
     assert len(used) >= 2500
     assert len({s.text for s in train}) == 5000
@@ -130,3 +130,10 @@ def test_numbers_as_words():
     assert ordinal_words(21) == "twenty first" and ordinal_words(12) == "twelfth"
     assert year_words(1998) == "nineteen ninety eight"
     assert year_words(2007) == "two thousand seven" and year_words(1905) == "nineteen oh five"
+
+
+def test_noun_entries_use_the_comma_plural_format():
+    for cls, nouns in load_lexicon().nouns.items():
+        for noun in nouns:
+            words = noun.singular.split()
+            assert len(words) == 1 or words[1][:3] != words[0][:3], (cls, noun)

@@ -79,12 +79,20 @@ def make_tiny_tokenizer(out_dir: Path, chat_template: Optional[str] = None) -> A
     return fast
 
 
-def make_tiny_llm(out_dir: Path, chat_template: Optional[str] = None, seed: int = 0) -> Path:
-    """Save a 2-layer 64-d LLaMA + tiny tokenizer to ``out_dir``; return the dir."""
+def make_tiny_llm(
+    out_dir: Path, chat_template: Optional[str] = None, seed: int = 0, kind: str = "llama"
+) -> Path:
+    """Save a 2-layer 64-d LLM + tiny tokenizer to ``out_dir``; return the dir.
+
+    ``kind``: ``llama`` (RoPE, relative positions) or ``gpt2`` (learned absolute positions,
+    which makes wrong position ids visible in outputs).
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = make_tiny_tokenizer(out_dir, chat_template)
+    if kind == "gpt2":
+        return _save_tiny_gpt2(out_dir, tok, seed)
     config = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=64,
@@ -101,6 +109,25 @@ def make_tiny_llm(out_dir: Path, chat_template: Optional[str] = None, seed: int 
     )
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(str(out_dir))
+    return out_dir
+
+
+def _save_tiny_gpt2(out_dir: Path, tok: Any, seed: int) -> Path:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        n_positions=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        initializer_range=0.3,
+    )
+    torch.manual_seed(seed)
+    GPT2LMHeadModel(config).save_pretrained(str(out_dir))
     return out_dir
 
 
@@ -160,11 +187,15 @@ def make_tiny_encoder(name: str, out_dir: Path, seed: int = 0, **config_kwargs: 
 
 
 def tiny_model_config(
-    encoder: str, tmp_path: Path, template: str = "plain", **encoder_kwargs: Any
+    encoder: str,
+    tmp_path: Path,
+    template: str = "plain",
+    llm: str = "llama",
+    **encoder_kwargs: Any,
 ) -> ModelConfig:
     """A ModelConfig pointing at freshly saved tiny checkpoints under ``tmp_path``."""
     chat = SMOL_STYLE_CHAT_TEMPLATE if template == "chat" else None
-    llm_dir = make_tiny_llm(Path(tmp_path) / "llm", chat_template=chat)
+    llm_dir = make_tiny_llm(Path(tmp_path) / "llm", chat_template=chat, kind=llm)
     enc_path = ""
     if encoder != "fbank":
         enc_path = str(make_tiny_encoder(encoder, Path(tmp_path) / encoder, **encoder_kwargs))
@@ -181,6 +212,7 @@ def make_tiny_model(
     tmp_path: Path | str = "",
     template: str = "plain",
     seed: int = 0,
+    llm: str = "llama",
     **encoder_kwargs: Any,
 ) -> SlamASR:
     """Build a tiny SlamASR end to end through ``build_model`` (fp32, CPU).
@@ -191,6 +223,7 @@ def make_tiny_model(
         template: plain|chat (chat uses a SmolLM2-style template with a hidden default
             system prompt, which the model must not pick up).
         seed: seeds the projector's initialization.
+        llm: llama (RoPE) | gpt2 (absolute positions).
         **encoder_kwargs: encoder config overrides (e.g. ``feat_extract_norm="layer"``).
 
     Returns:
@@ -198,7 +231,7 @@ def make_tiny_model(
     """
     if not tmp_path:
         raise ValueError("make_tiny_model needs a tmp_path to save the tiny checkpoints in")
-    cfg = tiny_model_config(encoder, Path(tmp_path), template, **encoder_kwargs)
+    cfg = tiny_model_config(encoder, Path(tmp_path), template, llm, **encoder_kwargs)
     torch.manual_seed(seed)
     return build_model(cfg, device="cpu")
 

@@ -126,6 +126,19 @@ def test_decoding_is_batch_invariant(overfit: tuple, num_beams: int) -> None:
     assert sum(h == t for h, t in zip(hyps, batch["texts"])) >= 3, (hyps, batch["texts"])
 
 
+@pytest.mark.parametrize("num_beams", [4, 1])
+def test_absolute_position_llm_decodes_batch_invariantly(tmp_path: Path, num_beams: int) -> None:
+    """With learned absolute positions (GPT-2), left padding needs mask-derived position ids;
+    a RoPE model would hide an offset, so this guards the position-id contract."""
+    model = make_tiny_model("fbank", tmp_path, llm="gpt2")
+    batch = make_tiny_batch("fbank", num=3, durations=[0.6, 0.2, 0.4])
+    kwargs = {"num_beams": num_beams, "min_new_tokens_bound": 6}
+    together = model.generate_ids(batch, **kwargs)
+    alone = [model.generate_ids(select_items(batch, [i]), **kwargs)[0] for i in range(3)]
+    assert alone == together
+    assert model(batch)["loss"].isfinite()
+
+
 def test_generate_respects_duration_bound(tiny_fbank_model: SlamASR) -> None:
     """An untrained model babbles; every hypothesis stops at its own duration bound."""
     batch = make_tiny_batch("fbank", num=2, durations=[0.5, 2.0])

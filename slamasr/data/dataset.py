@@ -70,12 +70,14 @@ def load_cut_input(cut, input_kind: str) -> torch.Tensor:
     return torch.from_numpy(feats).float()
 
 
-def _empty_inputs(cuts: CutSet, input_kind: str) -> torch.Tensor:
-    """A B=0 input tensor with the right trailing shape."""
+def _empty_inputs(cuts: CutSet, input_kind: str, feature_dim: int | None) -> torch.Tensor:
+    """A B=0 input tensor with the right trailing shape: (0, 0) or (0, 0, F)."""
     if input_kind == "audio":
         return torch.zeros(0, 0)
-    dims = [c.num_features for c in cuts if c.has_features]
-    return torch.zeros(0, 0, dims[0] if dims else 0)
+    if feature_dim is None:  # encoder_cache: D from the manifest, if any cut has features
+        dims = [c.num_features for c in cuts if c.has_features]
+        feature_dim = dims[0] if dims else 0
+    return torch.zeros(0, 0, feature_dim)
 
 
 def pad_stack(items: list[torch.Tensor], pad_value: float = PAD_VALUE) -> torch.Tensor:
@@ -89,10 +91,12 @@ class SlamAsrDataset(Dataset):
     def __init__(
         self, input_kind: str = "whisper_mel", text_norm: str = "upper", n_mels: int = 80
     ) -> None:
-        """Args:
-        input_kind: whisper_mel | fbank | audio | encoder_cache.
-        text_norm: upper | lower | none (applied to the transcripts).
-        n_mels: expected feature dimension of whisper_mel inputs (fbank: always 80).
+        """Build the dataset.
+
+        Args:
+            input_kind: whisper_mel | fbank | audio | encoder_cache.
+            text_norm: upper | lower | none (applied to the transcripts).
+            n_mels: Expected feature dimension of whisper_mel inputs (fbank: always 80).
         """
         self.input_kind = input_kind
         self.text_norm = text_norm
@@ -122,11 +126,19 @@ class SlamAsrDataset(Dataset):
         return good, inputs, bad
 
     def __getitem__(self, cuts: CutSet) -> dict:
+        """Load, pad and collate one sampler batch.
+
+        Args:
+            cuts: The batch's cuts (from a Lhotse sampler).
+
+        Returns:
+            The batch dict (module docstring); unreadable cuts only in ``bad_cut_ids``.
+        """
         good, inputs, bad = self._load_all(cuts)
         if inputs:
             padded = pad_stack(inputs)  # (B, T, F) or (B, S)
         else:
-            padded = _empty_inputs(cuts, self.input_kind)
+            padded = _empty_inputs(cuts, self.input_kind, self.feature_dim)
         lengths = torch.tensor([x.shape[0] for x in inputs], dtype=torch.long)  # (B,)
         names = (
             ("encoder_frames", "encoder_frame_lengths")

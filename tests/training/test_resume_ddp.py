@@ -33,6 +33,7 @@ def _assert_equal_weights(a: Path, b: Path) -> None:
         assert torch.equal(wa[key], wb[key]), f"{key} differs"
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     """Kill after step 8 (last checkpoint step 6, mid-epoch), resume: bitwise-equal result."""
     full = _run(["--exp-dir", str(tmp_path / "full"), "--out", str(tmp_path / "full.st")])
@@ -63,6 +64,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.ddp
 def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     """Data parallel on 2 CPU processes: both ranks hold the same trained projector."""

@@ -58,16 +58,18 @@ def test_fbank_is_80_dim_kaldi_fbank_at_100_hz() -> None:
     assert feats.shape == (100, 80)
 
 
-@pytest.mark.parametrize("kind", ["whisper_mel", "fbank"])
-def test_compute_features_stores_lilcom_and_loads_time_major(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(("kind", "num_jobs"), [("whisper_mel", 1), ("fbank", 2)])
+def test_compute_features_stores_lilcom_and_loads_time_major(
+    tmp_path: Path, kind: str, num_jobs: int
+) -> None:
     cuts = CutSet.from_cuts(
         make_cut(write_audio(tmp_path / f"u{i}.wav", sec), "hi")
         for i, sec in enumerate([0.5, 1.23])
     )
     manifest = tmp_path / "mini_cuts_dev.jsonl.gz"
     cuts.to_file(manifest)
-    out = compute_features(manifest, tmp_path / "fbank", kind, n_mels=80, num_jobs=1)
-    assert out.is_file() and list((tmp_path / "fbank").glob("*.lca"))
+    out = compute_features(manifest, tmp_path / "fbank", kind, n_mels=80, num_jobs=num_jobs)
+    assert out.is_file() and list((tmp_path / "fbank").rglob("*.lca"))
     for cut in load_cuts(out):
         feats = cut.load_features()
         assert feats.shape == (num_frames(round(cut.duration * 16000)), 80)

@@ -20,7 +20,6 @@ import logging
 import shutil
 import subprocess
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
@@ -63,7 +62,10 @@ class VoiceSetting:
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Resamples a mono signal with a polyphase filter.
+    """Band-limited resampling of a mono signal by truncating or zero-padding its spectrum.
+
+    Exact for a periodic signal; eSpeak's output starts and ends in silence, so the wrap-around
+    is harmless. Needs only numpy, and takes about a millisecond for a few seconds of audio.
 
     Args:
         audio: float32 samples, shape (num_samples,).
@@ -71,15 +73,20 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
         target_rate: wanted rate in Hz.
 
     Returns:
-        float32 samples at ``target_rate``.
+        float32 samples at ``target_rate``, shape (round(num_samples * target / source),).
     """
-    if source_rate == target_rate:
+    if source_rate == target_rate or audio.shape[0] == 0:
         return audio.astype(np.float32)
-    from scipy.signal import resample_poly
-
-    ratio = Fraction(target_rate, source_rate)
-    out = resample_poly(audio, ratio.numerator, ratio.denominator)
-    return out.astype(np.float32)
+    num_in = audio.shape[0]
+    num_out = max(1, round(num_in * target_rate / source_rate))
+    spectrum = np.fft.rfft(audio.astype(np.float64))  # (num_in // 2 + 1,)
+    bins = num_out // 2 + 1
+    if spectrum.shape[0] >= bins:
+        spectrum = spectrum[:bins]
+    else:
+        spectrum = np.pad(spectrum, (0, bins - spectrum.shape[0]))
+    out = np.fft.irfft(spectrum, n=num_out) * (num_out / num_in)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
 class _LibraryBackend:

@@ -9,11 +9,10 @@ import pytest
 
 from slamasr.corpora.espeak import OOD_VOICES, TRAIN_VOICES, EspeakSynthesizer, VoiceSetting
 
-pytest.importorskip("espeakng_loader")
-
 
 @pytest.fixture(scope="module")
 def synth() -> EspeakSynthesizer:
+    pytest.importorskip("espeakng_loader")
     return EspeakSynthesizer(sample_rate=16000, backend="library")
 
 
@@ -56,3 +55,14 @@ def test_unknown_voice_is_an_error(synth):
 def test_binary_backend():
     audio = EspeakSynthesizer(backend="binary").synthesize("Good morning.", VoiceSetting("en-us"))
     _check_plausible(audio, 2)
+
+
+def test_resample_keeps_a_tone_and_sets_the_length():
+    from slamasr.corpora.espeak import resample
+
+    seconds = np.arange(22050 * 2) / 22050
+    tone = (0.5 * np.sin(2 * np.pi * 440 * seconds)).astype(np.float32)
+    out = resample(tone, 22050, 16000)
+    expected = 0.5 * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)
+    assert out.shape == (32000,) and out.dtype == np.float32
+    assert np.abs(out - expected).max() < 1e-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -66,3 +67,25 @@ def test_resample_keeps_a_tone_and_sets_the_length():
     expected = 0.5 * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)
     assert out.shape == (32000,) and out.dtype == np.float32
     assert np.abs(out - expected).max() < 1e-3
+
+
+def test_binary_fallback_command_and_parsing(tmp_path, monkeypatch):
+    """A stand-in ``espeak-ng`` records its arguments and writes a 1-s WAV to stdout."""
+    import sys
+
+    fake = tmp_path / "espeak-ng"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import io, sys, numpy, soundfile\n"
+        f"open({str(tmp_path / 'args.txt')!r}, 'w').write(' '.join(sys.argv[1:]))\n"
+        "buf = io.BytesIO()\n"
+        "soundfile.write(buf, numpy.full(22050, 0.1, 'float32'), 22050, format='WAV')\n"
+        "sys.stdout.buffer.write(buf.getvalue())\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    synth = EspeakSynthesizer(backend="binary")
+    audio = synth.synthesize("Hello there.", VoiceSetting("en-us+m3", rate=150, pitch=42))
+    assert synth.backend_name == "binary" and audio.shape == (16000,)
+    args = (tmp_path / "args.txt").read_text()
+    assert args == "--stdout -v en-us+m3 -s 150 -p 42 Hello there."

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import soundfile as sf
@@ -121,7 +121,8 @@ class _LibraryBackend:
         self._callback = _SYNTH_CALLBACK(self._collect)  # keep a reference: C holds it
         self._lib.espeak_SetSynthCallback(self._callback)
 
-    def _collect(self, wav: ctypes.POINTER(ctypes.c_short), num_samples: int, events) -> int:
+    def _collect(self, wav: Any, num_samples: int, events: Optional[int]) -> int:
+        """Synth callback: copies one chunk of int16 samples (``wav`` is a short pointer)."""
         if wav and num_samples > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
         return 0  # 0 = continue synthesis

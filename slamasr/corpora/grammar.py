@@ -7,10 +7,13 @@ capitalization is added when the sentence is assembled).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from slamasr.corpora.lexicon import Lexicon, Noun, Verb
 
+T = TypeVar("T")
 PRONOUNS = {"i": "1s", "you": "2", "he": "3s", "she": "3s", "we": "1p", "they": "3p"}
 OBJECT_PRONOUNS = ("me", "you", "him", "her", "us", "them")
 POSSESSIVES = ("my", "your", "his", "her", "our", "their")
@@ -157,7 +160,7 @@ class PhraseBuilder:
         self.lex = lexicon
         self.rng = rng
 
-    def choice(self, options):
+    def choice(self, options: Sequence[T]) -> T:
         """Uniform choice from a sequence."""
         return self.rng.choice(options)
 

@@ -26,7 +26,7 @@ from slamasr.corpora.grammar import (
 )
 from slamasr.corpora.lexicon import make_verb
 
-Template = Callable[[PhraseBuilder], "tuple[str, str]"]
+Template = Callable[[PhraseBuilder], tuple[str, str]]
 _REGISTRY: list[tuple[Template, float]] = []
 _WEATHER = tuple(
     "sunny|cloudy|windy|rainy|foggy|cold|warm|hot|freezing|chilly|humid|lovely".split("|")
@@ -95,7 +95,7 @@ def simple_clause(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2)
 def frequency_habit(b: PhraseBuilder) -> tuple[str, str]:
-    """ "she usually walks to the station on mondays"."""
+    """E.g. "she usually walks to the station on mondays"."""
     subject = b.subject()
     verb, obj = b.transitive()
     group = b.verb_group(verb, subject.person, "present")
@@ -105,7 +105,7 @@ def frequency_habit(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2)
 def be_adjective(b: PhraseBuilder) -> tuple[str, str]:
-    """ "the students were very tired after the exam"."""
+    """E.g. "the students were very tired after the exam"."""
     subject = b.subject()
     tense = b.choice(("present", "past"))
     adverb = b.choice(("very ", "really ", "quite ", "so ", "a little ", "", ""))
@@ -116,7 +116,7 @@ def be_adjective(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def thing_description(b: PhraseBuilder) -> tuple[str, str]:
-    """ "the old wooden chairs in the garage are broken"."""
+    """E.g. "the old wooden chairs in the garage are broken"."""
     cls = b.choice(("thing", "food", "place", "idea", "animal"))
     np = b.noun_phrase(cls, definite=True)
     adj_cls = cls if cls in b.lex.adjectives else "thing"
@@ -127,7 +127,7 @@ def thing_description(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def there_is(b: PhraseBuilder) -> tuple[str, str]:
-    """ "there are seven red apples in the kitchen"."""
+    """E.g. "there are seven red apples in the kitchen"."""
     noun = b.noun(b.choice(("thing", "food", "animal", "person")))
     if noun.countable and b.rng.random() < 0.7:
         be = b.choice(("are", "were"))
@@ -142,7 +142,7 @@ def there_is(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def wants_to(b: PhraseBuilder) -> tuple[str, str]:
-    """ "my brother wants to visit the museum next week"."""
+    """E.g. "my brother wants to visit the museum next week"."""
     subject = b.subject()
     want = make_verb(b.choice(_WANT_VERBS))
     group = b.verb_group(want, subject.person, b.choice(("present", "past")))
@@ -153,7 +153,7 @@ def wants_to(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def likes_doing(b: PhraseBuilder) -> tuple[str, str]:
-    """ "we love swimming in the lake on weekends"."""
+    """E.g. "we love swimming in the lake on weekends"."""
     subject = b.subject()
     like = b.choice(tuple(v for v in b.lex.verbs["idea"] if v.base in ("like", "love", "hate")))
     activity = b.choice(b.lex.verbs["intrans"])
@@ -164,7 +164,7 @@ def likes_doing(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def has_number(b: PhraseBuilder) -> tuple[str, str]:
-    """ "the farmer has twelve goats and three horses"."""
+    """E.g. "the farmer has twelve goats and three horses"."""
     subject = b.subject()
     have = "has" if subject.person == "3s" else "have"
     have = b.choice((have, "had"))
@@ -177,7 +177,7 @@ def has_number(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def price(b: PhraseBuilder) -> tuple[str, str]:
-    """ "the blue jacket costs forty nine dollars"."""
+    """E.g. "the blue jacket costs forty nine dollars"."""
     np = b.noun_phrase(b.choice(("thing", "food")), plural=False, definite=True)
     cost = b.choice(("costs", "cost", "is", "was"))
     cost = "costs" if cost == "cost" and np.person == "3s" else cost
@@ -189,7 +189,7 @@ def price(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def born_or_lives(b: PhraseBuilder) -> tuple[str, str]:
-    """ "my grandmother was born in dublin in nineteen fifty two"."""
+    """E.g. "my grandmother was born in dublin in nineteen fifty two"."""
     subject = b.subject()
     place = b.choice(b.lex.cities + b.lex.countries)
     if b.rng.random() < 0.5:
@@ -208,7 +208,7 @@ def born_or_lives(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2)
 def schedule(b: PhraseBuilder) -> tuple[str, str]:
-    """ "the meeting starts at half past nine on thursday"."""
+    """E.g. "the meeting starts at half past nine on thursday"."""
     event = b.choice(_EVENTS + ("class", "lesson", "movie", "match", "exam"))
     verb = b.choice(("starts", "begins", "ends", "finishes", "will start", "started"))
     when = f"at {clock_words(b.rng)}"
@@ -218,7 +218,7 @@ def schedule(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def date_statement(b: PhraseBuilder) -> tuple[str, str]:
-    """ "her birthday is on the fourth of july"."""
+    """E.g. "her birthday is on the fourth of july"."""
     owner = b.choice(("my", "your", "his", "her", "our", f"{b.name()}'s"))
     thing = b.choice(("birthday", "wedding", "exam", "interview", "flight", "appointment"))
     be = b.choice(("is", "was", "will be"))
@@ -227,7 +227,7 @@ def date_statement(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def weather(b: PhraseBuilder) -> tuple[str, str]:
-    """ "it was cold and windy in boston last night"."""
+    """E.g. "it was cold and windy in boston last night"."""
     tense = b.choice(("present", "past", "future"))
     be = {"present": "it is", "past": "it was", "future": "it will be"}[tense]
     first, second = b.choice(_WEATHER), b.choice(_WEATHER)
@@ -238,7 +238,7 @@ def weather(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def never_been(b: PhraseBuilder) -> tuple[str, str]:
-    """ "my parents have never been to japan"."""
+    """E.g. "my parents have never been to japan"."""
     subject = b.subject()
     have = "has" if subject.person == "3s" else "have"
     adverb = b.choice(("never", "already", "often", "just", "recently"))
@@ -248,7 +248,7 @@ def never_been(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def travel(b: PhraseBuilder) -> tuple[str, str]:
-    """ "we took the train to madrid on friday"."""
+    """E.g. "we took the train to madrid on friday"."""
     subject = b.subject()
     vehicle = b.noun("vehicle").singular
     tense = b.choice(("past", "future", "going_to", "present"))
@@ -264,7 +264,7 @@ def travel(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def takes_minutes(b: PhraseBuilder) -> tuple[str, str]:
-    """ "it takes about twenty minutes to get to the airport by bus"."""
+    """E.g. "it takes about twenty minutes to get to the airport by bus"."""
     unit = b.choice(("minutes", "hours", "minutes"))
     vehicle = _maybe(b, f"by {b.noun('vehicle').singular}", 0.6)
     about = b.choice(("about ", "only ", "nearly ", "at least ", ""))
@@ -274,7 +274,7 @@ def takes_minutes(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def possession(b: PhraseBuilder) -> tuple[str, str]:
-    """ "daniel's new bike is in the garage"."""
+    """E.g. "daniel's new bike is in the garage"."""
     owner = b.choice((f"{b.name()}'s", b.choice(("my", "your", "our", "their", "his", "her"))))
     noun = b.noun(b.choice(("thing", "animal")))
     adjective = _maybe(b, b.choice(b.lex.adjectives["thing"]), 0.4).strip()
@@ -285,7 +285,7 @@ def possession(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def feelings(b: PhraseBuilder) -> tuple[str, str]:
-    """ "you look a little tired today"."""
+    """E.g. "you look a little tired today"."""
     subject = b.subject()
     verb = b.choice(_FEEL_VERBS)
     group = b.verb_group(make_verb(verb), subject.person, b.choice(("present", "past")))
@@ -301,7 +301,7 @@ def feelings(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(3)
 def yes_no_do(b: PhraseBuilder) -> tuple[str, str]:
-    """ "does your sister like spicy food" / "did they finish the report yesterday"."""
+    """E.g. "does your sister like spicy food" / "did they finish the report yesterday"."""
     subject = _you_or_subject(b)
     tense = b.choice(("present", "past"))
     aux = "did" if tense == "past" else ("does" if subject.person == "3s" else "do")
@@ -312,7 +312,7 @@ def yes_no_do(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2)
 def yes_no_aux(b: PhraseBuilder) -> tuple[str, str]:
-    """ "will the children visit the zoo next week" / "have you read the letter"."""
+    """E.g. "will the children visit the zoo next week" / "have you read the letter"."""
     subject = _you_or_subject(b)
     verb, obj = b.transitive()
     roll = b.rng.random()
@@ -329,7 +329,7 @@ def yes_no_aux(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2.5)
 def wh_question(b: PhraseBuilder) -> tuple[str, str]:
-    """ "where did you put the scissors" / "why is the baby crying"."""
+    """E.g. "where did you put the scissors" / "why is the baby crying"."""
     subject = _you_or_subject(b)
     wh = b.choice(("where", "when", "why", "how", "how often", "what time"))
     if b.rng.random() < 0.5:
@@ -346,7 +346,7 @@ def wh_question(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def where_is(b: PhraseBuilder) -> tuple[str, str]:
-    """ "where are my keys" / "excuse me, where is the nearest pharmacy"."""
+    """E.g. "where are my keys" / "excuse me, where is the nearest pharmacy"."""
     if b.rng.random() < 0.5:
         np = b.noun_phrase(b.choice(("thing", "animal", "food")), definite=True)
         return f"where {'are' if np.plural else 'is'} {np.text}", "question"
@@ -357,7 +357,7 @@ def where_is(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def how_many(b: PhraseBuilder) -> tuple[str, str]:
-    """ "how many eggs did you buy at the market"."""
+    """E.g. "how many eggs did you buy at the market"."""
     noun = b.noun(b.choice(("food", "thing", "animal")))
     subject = _you_or_subject(b)
     verb = b.choice(b.lex.verbs["thing"] + b.lex.verbs["food"])
@@ -370,7 +370,7 @@ def how_many(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def who_did(b: PhraseBuilder) -> tuple[str, str]:
-    """ "who left the door open" / "who is going to cook dinner tonight"."""
+    """E.g. "who left the door open" / "who is going to cook dinner tonight"."""
     verb, obj = b.transitive()
     form = b.choice((verb.past, f"is going to {verb.base}", f"will {verb.base}", verb.third))
     return f"who {form} {obj}", "question"
@@ -378,7 +378,7 @@ def who_did(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def which_prefer(b: PhraseBuilder) -> tuple[str, str]:
-    """ "which jacket do you prefer, the red one or the green one"."""
+    """E.g. "which jacket do you prefer, the red one or the green one"."""
     noun = b.noun(b.choice(("thing", "food")))
     adjectives = b.lex.adjectives["thing"]
     first, second = b.choice(adjectives), b.choice(adjectives)
@@ -392,7 +392,7 @@ def which_prefer(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def ever_been(b: PhraseBuilder) -> tuple[str, str]:
-    """ "have you ever been to brazil"."""
+    """E.g. "have you ever been to brazil"."""
     subject = _you_or_subject(b)
     have = "has" if subject.person == "3s" else "have"
     place = b.choice(b.lex.countries + b.lex.cities)
@@ -402,7 +402,7 @@ def ever_been(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def how_much(b: PhraseBuilder) -> tuple[str, str]:
-    """ "how much does the green umbrella cost"."""
+    """E.g. "how much does the green umbrella cost"."""
     np = b.noun_phrase(b.choice(("thing", "food")), definite=True)
     aux = "do" if np.plural else "does"
     return b.choice((f"how much {aux} {np.text} cost", f"how much is {np.text}")), "question"
@@ -410,7 +410,7 @@ def how_much(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def opinion_question(b: PhraseBuilder) -> tuple[str, str]:
-    """ "what do you think about the new plan"."""
+    """E.g. "what do you think about the new plan"."""
     np = b.noun_phrase(b.choice(("idea", "place", "food", "thing")), definite=True)
     start = b.choice(("what do you think about", "how do you feel about", "did you like"))
     return f"{start} {np.text}", "question"
@@ -418,7 +418,7 @@ def opinion_question(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def time_question(b: PhraseBuilder) -> tuple[str, str]:
-    """ "what time does the bus to denver leave"."""
+    """E.g. "what time does the bus to denver leave"."""
     vehicle = b.noun("vehicle").singular
     verb = b.choice(("leave", "arrive", "get here", "stop at the station"))
     aux = b.choice(("does", "did", "will"))
@@ -431,7 +431,7 @@ def time_question(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2.5)
 def command(b: PhraseBuilder) -> tuple[str, str]:
-    """ "please wash the dishes carefully" / "don't forget to call your aunt tonight"."""
+    """E.g. "please wash the dishes carefully" / "don't forget to call your aunt tonight"."""
     verb, obj = b.transitive()
     adverb = _maybe(b, b.choice(b.lex.adverbs), 0.3)
     roll = b.rng.random()
@@ -448,7 +448,7 @@ def command(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def lets(b: PhraseBuilder) -> tuple[str, str]:
-    """ "let's walk to the park after dinner"."""
+    """E.g. "let's walk to the park after dinner"."""
     verb = b.choice(b.lex.verbs["motion"] + b.lex.verbs["intrans"])
     if verb in b.lex.verbs["motion"]:
         rest = f" to {b.place()}"
@@ -459,7 +459,7 @@ def lets(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def put_it(b: PhraseBuilder) -> tuple[str, str]:
-    """ "put the red cups on the shelf in the kitchen"."""
+    """E.g. "put the red cups on the shelf in the kitchen"."""
     thing = b.noun_phrase(b.choice(("thing", "food")), definite=True).text
     prep = b.choice(("on", "in", "under", "next to", "behind", "near"))
     target = b.noun_phrase("thing", plural=False, definite=True).text
@@ -470,7 +470,7 @@ def put_it(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def take_to(b: PhraseBuilder) -> tuple[str, str]:
-    """ "take the dog to the park before it gets dark"."""
+    """E.g. "take the dog to the park before it gets dark"."""
     thing = b.noun_phrase(b.choice(("thing", "animal", "food")), definite=True).text
     verb = b.choice(("take", "bring", "carry", "send"))
     tail = b.choice(("", " before it gets dark", " as soon as you can", " right away", " later"))
@@ -479,7 +479,7 @@ def take_to(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def negative_command(b: PhraseBuilder) -> tuple[str, str]:
-    """ "don't touch the hot pan" / "never leave the windows open"."""
+    """E.g. "don't touch the hot pan" / "never leave the windows open"."""
     verb, obj = b.transitive()
     start = b.choice(("don't", "please don't", "never", "do not"))
     return f"{start} {verb.base} {obj}", "command"
@@ -490,14 +490,14 @@ def negative_command(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(3)
 def compound(b: PhraseBuilder) -> tuple[str, str]:
-    """ "i cooked dinner, and my brother washed the dishes"."""
+    """E.g. "i cooked dinner, and my brother washed the dishes"."""
     tense = b.choice(TENSES)
     return f"{_clause(b, tense)}, {b.choice(_CONNECTORS)} {_clause(b, tense)}", "statement"
 
 
 @template(2)
 def when_clause(b: PhraseBuilder) -> tuple[str, str]:
-    """ "when we arrived at the station, the train had already left"."""
+    """E.g. "when we arrived at the station, the train had already left"."""
     first, second = _clause(b, "past"), _clause(b, "past")
     joiner = b.choice(("when", "after", "before", "as soon as"))
     if b.rng.random() < 0.5:
@@ -507,7 +507,7 @@ def when_clause(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2)
 def conditional(b: PhraseBuilder) -> tuple[str, str]:
-    """ "if it rains tomorrow, we will stay at home"."""
+    """E.g. "if it rains tomorrow, we will stay at home"."""
     first = _clause(b, "present")
     second = _clause(b, b.choice(("future", "modal")))
     joiner = b.choice(("if", "unless", "when", "as long as"))
@@ -516,7 +516,7 @@ def conditional(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2)
 def reported(b: PhraseBuilder) -> tuple[str, str]:
-    """ "anna said that the teacher had finished the report"."""
+    """E.g. "anna said that the teacher had finished the report"."""
     speaker = b.subject()
     verb = b.choice(("said", "told me", "thought", "knew", "heard", "explained", "wrote"))
     content = _clause(b, b.choice(("past", "past", "progressive", "perfect")))
@@ -527,7 +527,7 @@ def reported(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2)
 def opinion(b: PhraseBuilder) -> tuple[str, str]:
-    """ "i think the new library will open in june"."""
+    """E.g. "i think the new library will open in june"."""
     start = b.choice(("i think", "i hope", "i guess", "i'm sure", "we know", "i believe"))
     start += b.choice((" that", ""))
     return f"{start} {_clause(b, b.choice(('future', 'present', 'past')))}", "statement"
@@ -535,14 +535,14 @@ def opinion(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(2)
 def because(b: PhraseBuilder) -> tuple[str, str]:
-    """ "we stayed inside because it was raining"."""
+    """E.g. "we stayed inside because it was raining"."""
     tense = b.choice(("past", "present"))
     return f"{_clause(b, tense)} {b.choice(_SUBORDINATORS)} {_clause(b, tense)}", "statement"
 
 
 @template(1)
 def while_clause(b: PhraseBuilder) -> tuple[str, str]:
-    """ "my father called while i was cooking dinner"."""
+    """E.g. "my father called while i was cooking dinner"."""
     first = _clause(b, "past")
     subject = b.subject()
     second = _clause(b, "progressive", subject)
@@ -554,7 +554,7 @@ def while_clause(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def wh_embedded(b: PhraseBuilder) -> tuple[str, str]:
-    """ "do you know where the nearest bakery is"."""
+    """E.g. "do you know where the nearest bakery is"."""
     np = b.noun_phrase(b.choice(("place", "thing", "animal")), definite=True)
     be = "are" if np.plural else "is"
     start = b.choice(("do you know", "can you tell me", "i wonder", "nobody knows"))
@@ -567,7 +567,7 @@ def wh_embedded(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def greeting(b: PhraseBuilder) -> tuple[str, str]:
-    """ "good morning anna, how was your weekend"."""
+    """E.g. "good morning anna, how was your weekend"."""
     hello = f"{b.choice(_GREETINGS)} {b.name()}"
     follow = b.choice(
         (
@@ -587,7 +587,7 @@ def greeting(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def introduce(b: PhraseBuilder) -> tuple[str, str]:
-    """ "nice to meet you, my name is carlos and i'm from lima"."""
+    """E.g. "nice to meet you, my name is carlos and i'm from lima"."""
     name = f"{b.choice(b.lex.female_names + b.lex.male_names)} {b.choice(b.lex.surnames)}"
     start = b.choice(("nice to meet you, ", "hi, ", "", "hello everyone, "))
     where = b.choice(b.lex.cities + b.lex.countries)
@@ -602,7 +602,7 @@ def _an(word: str) -> str:
 
 @template(1.5)
 def thanks_sorry(b: PhraseBuilder) -> tuple[str, str]:
-    """ "thanks for the lovely flowers" / "sorry, i can't come to the party on friday"."""
+    """E.g. "thanks for the lovely flowers" / "sorry, i can't come to the party on friday"."""
     if b.rng.random() < 0.5:
         np = b.noun_phrase(b.choice(("thing", "food", "idea")), definite=True).text
         tail = b.choice(
@@ -619,7 +619,7 @@ def thanks_sorry(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1.5)
 def reply(b: PhraseBuilder) -> tuple[str, str]:
-    """ "yes, i'd love some tea" / "no thanks, i already had lunch"."""
+    """E.g. "yes, i'd love some tea" / "no thanks, i already had lunch"."""
     food = b.noun("food")
     thing = food.singular if not food.countable else food.plural
     options = (
@@ -638,7 +638,7 @@ def reply(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def see_you(b: PhraseBuilder) -> tuple[str, str]:
-    """ "see you at the station at seven thirty"."""
+    """E.g. "see you at the station at seven thirty"."""
     start = b.choice(("see you", "meet me", "i'll meet you", "let's meet"))
     when = b.choice((f"at {clock_words(b.rng)}", f"on {b.choice(DAYS)}", "tomorrow", "later"))
     return f"{start} at {b.place()} {when}", "statement"
@@ -646,7 +646,7 @@ def see_you(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def phone_number(b: PhraseBuilder) -> tuple[str, str]:
-    """ "my phone number is five five five two one nine eight"."""
+    """E.g. "my phone number is five five five two one nine eight"."""
     digits = " ".join(number_words(b.rng.randint(0, 9)) for _ in range(b.rng.randint(5, 9)))
     owner = b.choice(("my", "his", "her", "our", "the office", f"{b.name()}'s"))
     thing = b.choice(("phone number", "room number", "code", "number", "flight number"))
@@ -655,7 +655,7 @@ def phone_number(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def platform(b: PhraseBuilder) -> tuple[str, str]:
-    """ "the train to oslo leaves from platform four at six fifteen"."""
+    """E.g. "the train to oslo leaves from platform four at six fifteen"."""
     vehicle = b.choice(("train", "bus", "ferry"))
     gate = b.choice(("platform", "gate", "stop"))
     number = number_words(b.rng.randint(1, 24))
@@ -668,7 +668,7 @@ def platform(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def month_plan(b: PhraseBuilder) -> tuple[str, str]:
-    """ "in august we are going to paint the house"."""
+    """E.g. "in august we are going to paint the house"."""
     subject = b.subject()
     verb, obj = b.transitive()
     group = b.verb_group(verb, subject.person, b.choice(("going_to", "future")))
@@ -678,7 +678,7 @@ def month_plan(b: PhraseBuilder) -> tuple[str, str]:
 
 @template(1)
 def exclamation(b: PhraseBuilder) -> tuple[str, str]:
-    """ "what a beautiful garden" / "how lovely the park looks today"."""
+    """E.g. "what a beautiful garden" / "how lovely the park looks today"."""
     cls = b.choice(("place", "thing", "food", "idea"))
     adjective = b.choice(b.lex.adjectives[cls])
     noun = b.noun(cls)

@@ -14,6 +14,7 @@ finished work (audio files, complete manifests) is never redone.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import random
 import time
@@ -156,15 +157,23 @@ def build_manifests(plan: list[Utterance]) -> CutSet:
     return CutSet.from_cuts(cuts)
 
 
+def _num_lines(path: Path) -> int:
+    """Number of lines (= manifest items) of a ``.jsonl.gz`` file."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return sum(1 for _ in f)
+
+
 def prepare_split(out_dir: Path, split: str, num: int, seed: int, num_jobs: int) -> Path:
-    """Synthesizes one split and writes its three manifests, unless they already exist.
+    """Synthesizes one split and writes its three manifests, unless they already exist with
+    ``num`` cuts. Audio files already present are reused (a larger ``num`` extends the split:
+    the first utterances of a split do not depend on its size).
 
     Returns:
         The path of the split's cuts manifest.
     """
     paths = {kind: manifest_path(out_dir, kind, split) for kind in MANIFEST_KINDS}
-    if all(path.is_file() for path in paths.values()):
-        logging.info("%s: manifests exist, skipping", split)
+    if all(path.is_file() for path in paths.values()) and _num_lines(paths["cuts"]) == num:
+        logging.info("%s: %d cuts exist, skipping", split, num)
         return paths["cuts"]
     plan = plan_split(out_dir, split, num, seed)
     count, seconds = synthesize_missing(plan, num_jobs)

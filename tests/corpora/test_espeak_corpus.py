@@ -72,3 +72,13 @@ def test_command_line_entry_point(tmp_path):
     cli.main(args + ["--num-ood", "1", "--num-jobs", "2"])
     assert len(CutSet.from_file(manifest_path(tmp_path, "cuts", "train"))) == 2
     assert not manifest_path(tmp_path, "cuts", "dev").exists()
+
+
+def test_larger_split_extends_the_smaller_one(tmp_path):
+    small = CutSet.from_file(prepare_espeak_corpus(tmp_path, 2, 0, 0, 0, seed=5)["train"])
+    first_audio = tmp_path / "audio" / "train" / f"{small[0].id}.flac"
+    mtime = first_audio.stat().st_mtime_ns
+    large = CutSet.from_file(prepare_espeak_corpus(tmp_path, 3, 0, 0, 0, seed=5)["train"])
+    assert list(large.ids)[:2] == list(small.ids) and len(large) == 3
+    assert [c.supervisions[0].text for c in large][:2] == [c.supervisions[0].text for c in small]
+    assert first_audio.stat().st_mtime_ns == mtime

@@ -20,6 +20,8 @@ setup(
     install_requires=[
         "torch>=2.4",
         "lhotse>=1.24",
+        "lilcom",  # Lhotse feature storage (LilcomChunkyWriter)
+        "librosa",  # Lhotse WhisperFbank mel filters
         "transformers>=4.46",
         "sentencepiece",
         "jiwer",

@@ -18,7 +18,12 @@ class EncoderConfig:
         name: one of whisper|hubert|wavlm|wav2vec2|fbank.
         path: Hugging Face id or local directory ("" for fbank).
         freeze: keep the encoder frozen (paper default); false fine-tunes it (Table 7).
-        whisper_pad_to_30s: pad log-mel input to 3000 frames as Whisper was trained (paper).
+        whisper_pad_to_30s: pad log-mel input with Whisper's silence value as Whisper was
+            trained (paper); the window is ``whisper_pad_window_s``.
+        whisper_pad_window_s: padding window in seconds: each utterance is padded to the next
+            multiple of it (at most 30 s). 30 = paper and Whisper's training; a shorter window
+            runs the encoder several times faster on short utterances, at the price of frames
+            that differ a little from 30-s padding. Only with ``whisper_pad_to_30s``.
         whisper_trim_output: cut encoder output to the real length ceil(frames/2) before the
             projector (default); false keeps all 1500 frames (paper-exact, slower).
         normalize_waveform: SSL encoders: zero-mean/unit-var each waveform; None = take it
@@ -31,6 +36,7 @@ class EncoderConfig:
     path: str = ""
     freeze: bool = True
     whisper_pad_to_30s: bool = True
+    whisper_pad_window_s: float = 30.0
     whisper_trim_output: bool = True
     normalize_waveform: Optional[bool] = None
     feature_dim: int = 80
@@ -40,6 +46,11 @@ class EncoderConfig:
         if self.name not in ENCODERS:
             raise ValueError(
                 f"model.encoder.name={self.name!r} is not known; choose one of {list(ENCODERS)}"
+            )
+        if not 0.0 < self.whisper_pad_window_s <= 30.0:
+            raise ValueError(
+                f"model.encoder.whisper_pad_window_s={self.whisper_pad_window_s} must be in "
+                "(0, 30] seconds"
             )
         if self.name != "fbank" and not self.path:
             raise ValueError(

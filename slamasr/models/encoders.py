@@ -133,18 +133,25 @@ class WhisperSpeechEncoder(SpeechEncoder):
 
     Args:
         encoder: a Hugging Face ``WhisperEncoder``.
-        pad_to_30s: pad the log-mel to 3000 frames (paper); else run on the batch's longest
-            utterance with padded frames masked out of attention.
+        pad_to_30s: pad the log-mel with Whisper's silence value (paper); else run on the
+            batch's longest utterance with padded frames masked out of attention.
         trim_output: cut the output to ``ceil(T/2)`` frames per utterance; when false and
             padded to 30 s, all 1500 frames are kept for every utterance.
         frozen: freeze the encoder.
+        window_frames: with ``pad_to_30s``, each utterance is padded to the next multiple of
+            this many log-mel frames (3000 = 30 s, the paper), as if encoded alone.
     """
 
     input_kind = "whisper_mel"
     frame_rate_hz = 50.0
 
     def __init__(
-        self, encoder: nn.Module, pad_to_30s: bool, trim_output: bool, frozen: bool
+        self,
+        encoder: nn.Module,
+        pad_to_30s: bool,
+        trim_output: bool,
+        frozen: bool,
+        window_frames: int | None = None,
     ) -> None:
         super().__init__(frozen)
         self.encoder = encoder
@@ -153,6 +160,7 @@ class WhisperSpeechEncoder(SpeechEncoder):
         self.output_dim = encoder.config.d_model
         self.n_mels = encoder.config.num_mel_bins
         self.max_frames = encoder.config.max_source_positions * 2
+        self.window_frames = min(window_frames or self.max_frames, self.max_frames)
         if frozen:
             self.freeze()
 
@@ -162,7 +170,15 @@ class WhisperSpeechEncoder(SpeechEncoder):
         """See :meth:`SpeechEncoder.forward`; ``inputs`` is ``(B, T, n_mels)`` log-mel."""
         self._check_input(inputs)
         out_lengths = (input_lengths + 1) // 2  # ceil(T/2): the stride-2 conv
-        if self.pad_to_30s:
+        if self.pad_to_30s and self.window_frames < self.max_frames and self.trim_output:
+            # each utterance padded to the next multiple of the window, as if alone
+            window = self.window_frames
+            padded = torch.clamp(
+                (input_lengths + window - 1) // window * window, max=self.max_frames
+            )
+            mel = pad_whisper_mel(inputs, input_lengths, int(padded.max()))  # (B, T_w, M)
+            frames = self._run(mel, padded)  # (B, T_w/2, D)
+        elif self.pad_to_30s:
             mel = pad_whisper_mel(inputs, input_lengths, self.max_frames)  # (B, 3000, M)
             frames = self._run(mel, None)  # (B, 1500, D)
             if not self.trim_output:
@@ -217,8 +233,9 @@ def load_whisper_encoder(cfg: EncoderConfig, device: str | torch.device) -> Whis
     model = load_pretrained(WhisperModel.from_pretrained, cfg.path, "whisper encoder", dtype=dtype)
     encoder = model.get_encoder()
     del model
+    window = round(cfg.whisper_pad_window_s * 100)  # log-mel frames at 100 Hz
     return WhisperSpeechEncoder(
-        encoder, cfg.whisper_pad_to_30s, cfg.whisper_trim_output, cfg.freeze
+        encoder, cfg.whisper_pad_to_30s, cfg.whisper_trim_output, cfg.freeze, window
     ).to(device)
 
 

@@ -83,6 +83,27 @@ def test_whisper_lengths_and_batch_invariance(whisper_dir: Path, pad_to_30s: boo
         torch.testing.assert_close(frames[i, : out_lens[i]], alone[0], atol=1e-5, rtol=1e-5)
 
 
+def test_whisper_pad_window_pads_each_utterance_alone_to_window_multiples(
+    whisper_dir: Path,
+) -> None:
+    """A short window pads every utterance to the next window multiple, batch-invariantly."""
+    from slamasr.models.encoders import pad_whisper_mel
+
+    enc = _whisper(whisper_dir, whisper_pad_window_s=0.5)  # 50 log-mel frames
+    assert enc.window_frames == 50
+    mel, lens = _mel_batch([101, 64, 37])
+    mel[1, 64:] = 9.0  # garbage past the length must not matter
+    frames, out_lens = enc(mel, lens)
+    assert out_lens.tolist() == [51, 32, 19]
+    for i, (n, window) in enumerate(zip(lens.tolist(), [150, 100, 50])):
+        alone = pad_whisper_mel(mel[i : i + 1, :n], lens[i : i + 1], window)  # (1, W, 80)
+        expected = enc._run(alone, None)[0, : out_lens[i]]
+        torch.testing.assert_close(frames[i, : out_lens[i]], expected, atol=1e-4, rtol=1e-4)
+    full = _whisper(whisper_dir)(mel, lens)[0]
+    assert not torch.allclose(frames[2, :19], full[2, :19], atol=1e-3)
+    assert torch.equal(_whisper(whisper_dir, whisper_pad_window_s=30.0)(mel, lens)[0], full)
+
+
 def test_whisper_untrimmed_keeps_1500_frames(whisper_dir: Path) -> None:
     enc = _whisper(whisper_dir, whisper_trim_output=False)
     mel, lens = _mel_batch([50, 20])

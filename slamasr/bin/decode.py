@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from slamasr.config import ConfigError, load_config
-from slamasr.decoding import DecodeOutputExistsError, run_decoding
+from slamasr.decoding import DecodeOutputExistsError, decode_tag, run_decoding
 from slamasr.training.distributed import cleanup_distributed, dist_info_from_env
 from slamasr.utils import setup_logging, time_tag
 
@@ -34,6 +34,11 @@ def get_parser() -> argparse.ArgumentParser:
         "--test-sets", nargs="*", default=None, help="name=cuts.jsonl.gz (default data.test_sets)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing recogs")
+    parser.add_argument(
+        "--print-out-dir",
+        action="store_true",
+        help="print the decode dir these options write to, then exit (decodes nothing)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -61,9 +66,23 @@ def _cli_overrides(args: argparse.Namespace) -> list[str]:
     return [f"decode.{k}={v}" for k, v in pairs.items() if v is not None]
 
 
+def print_out_dir(args: argparse.Namespace) -> int:
+    """Print ``<exp-dir>/<decode-tag>`` for the resolved decode settings (recipes use it)."""
+    try:
+        cfg = load_config(args.exp_dir / "config.yaml", args.overrides + _cli_overrides(args))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    dcfg = cfg.decode
+    print(args.exp_dir / decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams))
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point; returns the process exit status."""
     args = get_parser().parse_args(argv)
+    if args.print_out_dir:
+        return print_out_dir(args)
     info = dist_info_from_env()
     setup_logging(args.exp_dir / "log" / f"log-decode-{time_tag()}-{info.rank}", info.rank)
     try:

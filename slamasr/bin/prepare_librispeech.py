@@ -6,6 +6,7 @@ Without network the command fails fast with a message saying where to place the 
 Usage:
     python -m slamasr.bin.prepare_librispeech --dl-dir download --output-dir data/manifests \
         --parts dev-clean test-clean
+    python -m slamasr.bin.prepare_librispeech --dl-dir download --download-only
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-url", default=LIBRISPEECH_BASE_URL, help="OpenSLR resources URL")
     parser.add_argument("--timeout", type=float, default=30.0, help="network timeout (s)")
     parser.add_argument("--num-jobs", type=int, default=1, help="threads for Lhotse's recipe")
+    parser.add_argument(
+        "--download-only", action="store_true", help="download missing parts, write no manifests"
+    )
     return parser
 
 
@@ -53,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         except CorpusDownloadError as e:
             logging.error("%s", e)
             return 1
+    if args.download_only:
+        logging.info("LibriSpeech parts %s are in %s", " ".join(args.parts), corpus_dir)
+        return 0
     try:
         prepare_librispeech_manifests(corpus_dir, args.output_dir, args.parts, args.num_jobs)
     except FileNotFoundError as e:

@@ -15,11 +15,12 @@ valid ones; values are checked against the field's type.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import yaml
 
@@ -43,16 +44,136 @@ class ExperimentConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def validate(self) -> None:
-        """Run every section's ``validate()`` (cross-section checks live in the sections)."""
+        """Check every section, then whether encoder, LLM and data fit together.
+
+        Reads nothing but the ``config.json`` of local model directories: no weights are
+        loaded, so a bad config fails in seconds with one message naming the key and the fix.
+
+        Raises:
+            ConfigError: the first problem found.
+        """
         for f in dataclasses.fields(self):
             section = getattr(self, f.name)
             if hasattr(section, "validate"):
                 try:
                     section.validate()
-                except ConfigError as e:
+                except ValueError as e:  # ConfigError included
                     raise ConfigError(f"[{f.name}] {e}") from None
-                except ValueError as e:
-                    raise ConfigError(f"[{f.name}] {e}") from None
+        check_model_paths(self)
+        check_encoder_data_fit(self)
+
+
+# --------------------------------------------------------------------------- cross-checks
+
+# What each encoder reads (besides input_kind=encoder_cache, which fits every encoder).
+ENCODER_INPUT_KINDS = {
+    "whisper": "whisper_mel",
+    "fbank": "fbank",
+    "hubert": "audio",
+    "wavlm": "audio",
+    "wav2vec2": "audio",
+}
+FBANK_DIM = 80  # slamasr.data.features: Kaldi fbank features are always 80-d
+# config.json ``model_type`` values each encoder name accepts
+ENCODER_MODEL_TYPES = {
+    "whisper": ("whisper",),
+    "hubert": ("hubert",),
+    "wavlm": ("wavlm",),
+    "wav2vec2": ("wav2vec2", "wav2vec2-conformer"),
+}
+
+
+def is_local_path(path: str) -> bool:
+    """True when ``path`` can only mean a local directory (absolute, ./, ../ or ~)."""
+    return path.startswith(("/", "./", "../", "~"))
+
+
+def local_model_dir(key: str, path: str) -> Optional[Path]:
+    """The directory of a model path, None for a hub id; raise if a local path is missing.
+
+    Args:
+        key: the config key, for the message (``model.llm.path``).
+        path: its value.
+
+    Raises:
+        ConfigError: ``path`` is clearly local but no such directory exists.
+    """
+    if not path:
+        return None
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return local
+    if is_local_path(path):
+        raise ConfigError(
+            f"{key}={path!r}: no such directory. Download the model there first (recipe "
+            f"stage 0 / python -m slamasr.bin.fetch_models) or set {key} to an existing "
+            f"directory or a Hugging Face id"
+        )
+    return None
+
+
+def read_model_config(model_dir: Optional[Path]) -> dict[str, Any]:
+    """``config.json`` of a local model directory as a dict ({} when absent or a hub id)."""
+    if model_dir is None or not (model_dir / "config.json").is_file():
+        return {}
+    try:
+        data = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ConfigError(f"{model_dir / 'config.json'} is not valid JSON: {e}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def check_model_paths(cfg: ExperimentConfig) -> None:
+    """Local encoder/LLM directories (and the LLM's GGUF file) must exist."""
+    enc = cfg.model.encoder
+    if enc.name != "fbank":
+        local_model_dir("model.encoder.path", enc.path)
+    llm = cfg.model.llm
+    llm_dir = local_model_dir("model.llm.path", llm.path)
+    if llm_dir is not None and llm.gguf_file and not (llm_dir / llm.gguf_file).is_file():
+        raise ConfigError(
+            f"model.llm.gguf_file={llm.gguf_file!r} is not in {llm_dir}; set it to the name "
+            f"of a .gguf file inside model.llm.path"
+        )
+
+
+def check_encoder_data_fit(cfg: ExperimentConfig) -> None:
+    """The data must feed what the encoder reads, with the dimensions it expects."""
+    enc, data = cfg.model.encoder, cfg.data
+    wanted = ENCODER_INPUT_KINDS[enc.name]
+    if data.input_kind not in (wanted, "encoder_cache"):
+        raise ConfigError(
+            f"data.input_kind={data.input_kind!r} does not fit model.encoder.name={enc.name!r}, "
+            f"which reads {wanted}; set data.input_kind={wanted} (or encoder_cache)"
+        )
+    if enc.name == "fbank" and data.input_kind == "fbank" and enc.feature_dim != FBANK_DIM:
+        raise ConfigError(
+            f"model.encoder.feature_dim={enc.feature_dim} but fbank features are "
+            f"{FBANK_DIM}-d; set model.encoder.feature_dim={FBANK_DIM}"
+        )
+    if enc.name == "fbank":
+        return
+    model_cfg = read_model_config(local_model_dir("model.encoder.path", enc.path))
+    _check_encoder_type(enc.name, enc.path, model_cfg)
+    n_mels = model_cfg.get("num_mel_bins")
+    if enc.name == "whisper" and data.input_kind == "whisper_mel" and n_mels is not None:
+        if n_mels != data.n_mels:
+            raise ConfigError(
+                f"data.n_mels={data.n_mels} but the Whisper encoder at {enc.path} takes "
+                f"{n_mels} mel bins; set data.n_mels={n_mels} (and recompute features)"
+            )
+
+
+def _check_encoder_type(name: str, path: str, model_cfg: dict[str, Any]) -> None:
+    """A local checkpoint's ``model_type`` must be what ``model.encoder.name`` loads."""
+    model_type = model_cfg.get("model_type")
+    if model_type is None or model_type in ENCODER_MODEL_TYPES[name]:
+        return
+    fit = [n for n, types_ in ENCODER_MODEL_TYPES.items() if model_type in types_]
+    fix = f"set model.encoder.name={fit[0]}" if fit else "point it at a supported encoder"
+    raise ConfigError(
+        f"model.encoder.path={path!r} holds a {model_type!r} model, not {name}; {fix}"
+    )
 
 
 # --------------------------------------------------------------------------- conversion
@@ -102,9 +223,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         k_tp, v_tp = typing.get_args(tp) or (Any, Any)
-        return {
-            _coerce(k, k_tp, key): _coerce(v, v_tp, f"{key}.{k}") for k, v in value.items()
-        }
+        return {_coerce(k, k_tp, key): _coerce(v, v_tp, f"{key}.{k}") for k, v in value.items()}
     if origin is typing.Literal:
         choices = typing.get_args(tp)
         if value not in choices:

@@ -99,5 +99,9 @@ def build_decode_sampler(
         max_cuts=None if limits else cfg.batch_size,
         shuffle=False,
         drop_last=False,
+        # already sharded above: without these Lhotse shards again by torch.distributed's
+        # rank and pads short shards with duplicated cuts
+        world_size=1,
+        rank=0,
         **limits,
     )

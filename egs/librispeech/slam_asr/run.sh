@@ -52,10 +52,10 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
     # shellcheck disable=SC2086
     python -m slamasr.bin.prepare_librispeech --download-only --dl-dir "$dl_dir" --parts $parts ||
       die "LibriSpeech download failed (see above); place it in $dl_dir and use --skip-download true"
+    # shellcheck disable=SC2086
+    python -m slamasr.bin.fetch_models --config "$config" $overrides ||
+      die "pretrained models unavailable (see above); set the config's paths to local copies"
   fi
-  # shellcheck disable=SC2086
-  python -m slamasr.bin.fetch_models --config "$config" $overrides ||
-    die "pretrained models unavailable (see above); set the config's paths to local copies"
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then

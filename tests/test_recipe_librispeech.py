@@ -167,7 +167,7 @@ def test_stages_0_to_5_write_manifests_features_checkpoints_recogs_and_wer(
 
 
 @pytest.mark.slow
-def test_rerun_of_stages_4_and_5_skips_instead_of_overwriting(recipe_run: RecipeRun) -> None:
+def test_rerun_of_stages_4_and_5_skips_unless_forced(recipe_run: RecipeRun) -> None:
     assert recipe_run.result.returncode == 0, recipe_run.result.stdout[-5000:]
     recogs = recipe_run.exp_dir / "decode-best-avg1-beam2" / "recogs-test-clean.txt"
     before = recogs.stat().st_mtime_ns
@@ -176,6 +176,12 @@ def test_rerun_of_stages_4_and_5_skips_instead_of_overwriting(recipe_run: Recipe
     assert ".done exists: skipping" in again.stdout
     assert ".scored exists: skipping" in again.stdout
     assert recogs.stat().st_mtime_ns == before
+
+    errs = recogs.with_name("errs-test-clean.txt")
+    errs_before = errs.stat().st_mtime_ns
+    forced = run_recipe(recipe_run.work, *recipe_run.args(5, 5, "--force", "true"))
+    assert forced.returncode == 0, forced.stdout[-3000:]
+    assert errs.stat().st_mtime_ns != errs_before
 
 
 @pytest.mark.slow

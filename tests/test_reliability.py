@@ -307,3 +307,35 @@ def test_decoding_last_skips_a_corrupt_newest_checkpoint(tmp_path: Path, caplog)
     assert "SHA-256" in caplog.text and "step-2" in caplog.text
     with pytest.raises(FileNotFoundError, match="step-2 is unusable"):
         load_trainable_weights(tmp_path, "step-2", 1)
+
+
+def _kill_inside_publish(ckpt_dir: Path, new_complete: bool) -> None:
+    """Leave ``ckpt_dir`` as a kill between _publish's two renames would: no ``best``,
+    the previous one (weights 1.0) as ``.old-best``, the new one (2.0) as ``.tmp-best``."""
+    for name, value in (("best", 1.0), ("scratch", 2.0)):
+        weights = {"projector.w": torch.full((4,), value)}
+        ckpt.save_checkpoint(ckpt_dir, name, weights, {}, {"step": int(value)}, {})
+    (ckpt_dir / "best").rename(ckpt_dir / ".old-best")
+    (ckpt_dir / "scratch").rename(ckpt_dir / ".tmp-best")
+    if not new_complete:
+        (ckpt_dir / ".tmp-best" / ckpt.MANIFEST).unlink()
+
+
+@pytest.mark.parametrize("new_complete,value", [(True, 2.0), (False, 1.0)])
+def test_best_survives_a_kill_between_publish_renames(
+    tmp_path: Path, caplog, new_complete: bool, value: float
+) -> None:
+    """Decoding finds the verified leftover; the resume cleanup restores ``best`` from it
+    (the complete new copy, else the old one) instead of deleting both."""
+    ckpt_dir = tmp_path / "checkpoints"
+    _kill_inside_publish(ckpt_dir, new_complete)
+    with caplog.at_level(logging.WARNING):
+        weights, _ = load_trainable_weights(tmp_path, "best", 1)
+    assert torch.equal(weights["projector.w"], torch.full((4,), value))
+    assert "mid-write" in caplog.text
+    ckpt.remove_stale_temporaries(ckpt_dir)
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == ["best"]
+    assert ckpt.verify_checkpoint(ckpt_dir / "best") is None
+    assert torch.equal(
+        ckpt.load_trainable(ckpt_dir / "best")["projector.w"], weights["projector.w"]
+    )

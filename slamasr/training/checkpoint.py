@@ -194,7 +194,11 @@ def resolve_checkpoint(ckpt_dir: Path, spec: str) -> Path:
         raise ValueError(f"checkpoint {spec!r}: use best, last or step-N")
     path = ckpt_dir / spec
     if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        leftover = interrupted_publish(ckpt_dir, spec)
+        if leftover is None:
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        logging.warning("checkpoint %s was cut off mid-write; using %s", path, leftover)
+        path = leftover
     problem = verify_checkpoint(path)
     if problem is not None:
         raise FileNotFoundError(f"checkpoint {spec} is unusable: {problem}")
@@ -306,10 +310,40 @@ def prune_checkpoints(ckpt_dir: Path, keep_last: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def interrupted_publish(ckpt_dir: Path, name: str) -> Optional[Path]:
+    """The verified leftover of a publish of ``name`` killed between its two renames.
+
+    ``_publish`` renames ``name`` to ``.old-<name>`` and then ``.tmp-<name>`` to ``name``;
+    a kill in between leaves no ``name``.  The new copy (complete: its manifest was written
+    before publishing) is preferred, else the old one.
+
+    Returns:
+        ``.tmp-<name>`` or ``.old-<name>`` when it passes verification, else None.
+    """
+    for candidate in (ckpt_dir / f".tmp-{name}", ckpt_dir / f".old-{name}"):
+        if candidate.is_dir() and verify_checkpoint(candidate) is None:
+            return candidate
+    return None
+
+
+def _recover_interrupted_publishes(ckpt_dir: Path) -> None:
+    """Give back the name of every checkpoint whose publish was cut short (warns)."""
+    names = {c.name.split("-", 1)[1] for c in ckpt_dir.iterdir() if c.name.startswith(".old-")}
+    for name in sorted(names):
+        leftover = interrupted_publish(ckpt_dir, name)
+        if not (ckpt_dir / name).exists() and leftover is not None:
+            logging.warning("Recovering checkpoint %s from interrupted write %s", name, leftover)
+            leftover.rename(ckpt_dir / name)
+
+
 def remove_stale_temporaries(ckpt_dir: Path) -> None:
-    """Delete ``.tmp-*``/``.old-*`` leftovers of a write that was interrupted."""
+    """Delete ``.tmp-*``/``.old-*`` leftovers of a write that was interrupted.
+
+    A checkpoint left without its name by a kill inside ``_publish`` is first restored.
+    """
     if not ckpt_dir.is_dir():
         return
+    _recover_interrupted_publishes(ckpt_dir)
     for child in ckpt_dir.iterdir():
         if child.name.startswith((".tmp-", ".old-")):
             shutil.rmtree(child, ignore_errors=True)

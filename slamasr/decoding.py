@@ -9,6 +9,8 @@ For each test set::
 Under torchrun each rank decodes its shard (cut i -> rank i % world); rank 0 gathers the
 results, checks that every cut of the manifest has exactly one result, and writes the files.
 Bad cuts (listed in a batch's ``bad_cut_ids``) get ``hyp=[]`` so scoring counts them as errors.
+A batch that fails in the model (e.g. out of memory, an input the encoder rejects) is retried
+cut by cut; cuts that still fail become bad cuts too (an error when no cut decodes at all).
 """
 
 from __future__ import annotations
@@ -99,10 +101,59 @@ def decode_loader(
     model.eval()
     hyps: dict[str, str] = {}
     bad: list[str] = []
+    failures: list[Exception] = []
     for batch in loader:
         bad.extend(batch.get("bad_cut_ids", []))
-        hyps.update(decode_batch(model, batch, cfg, device, dtype))
+        try:
+            hyps.update(decode_batch(model, batch, cfg, device, dtype))
+        except (RuntimeError, ValueError) as e:  # incl. CUDA out-of-memory
+            logging.warning("batch of %s failed (%s); decoding cut by cut", batch["cut_ids"], e)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            good, failed = decode_one_by_one(model, batch, cfg, device, dtype, failures)
+            hyps.update(good)
+            bad.extend(failed)
+    if failures and not hyps:
+        raise RuntimeError(f"every cut failed to decode; the first error: {failures[0]}")
     return hyps, bad
+
+
+def select_cuts(batch: dict[str, Any], index: list[int]) -> dict[str, Any]:
+    """The sub-batch of ``batch`` holding its cuts at ``index`` (no bad cuts)."""
+    count = len(batch["cut_ids"])
+    out: dict[str, Any] = {"bad_cut_ids": []}
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == count:
+            out[key] = value[index]
+        elif isinstance(value, list) and len(value) == count and key != "bad_cut_ids":
+            out[key] = [value[i] for i in index]
+    return out
+
+
+def decode_one_by_one(
+    model: Any,
+    batch: dict[str, Any],
+    cfg: DecodeConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    failures: list[Exception],
+) -> tuple[dict[str, str], list[str]]:
+    """Decode each cut of a failed batch alone; a cut that still fails becomes a bad cut.
+
+    Returns:
+        (``{cut_id: hypothesis}`` of the cuts that decoded, ids of those that did not);
+        their exceptions are appended to ``failures``.
+    """
+    hyps: dict[str, str] = {}
+    failed: list[str] = []
+    for i, cut_id in enumerate(batch["cut_ids"]):
+        try:
+            hyps.update(decode_batch(model, select_cuts(batch, [i]), cfg, device, dtype))
+        except (RuntimeError, ValueError) as e:
+            logging.error("cut %s cannot be decoded (%s: %s); hyp=[]", cut_id, type(e).__name__, e)
+            failures.append(e)
+            failed.append(cut_id)
+    return hyps, failed
 
 
 def gather_to_rank0(hyps: dict[str, str], bad: list[str]) -> tuple[dict[str, str], list[str]]:

@@ -35,7 +35,7 @@ from slamasr.config import (
     save_config,
 )
 from slamasr.data.config import DataConfig
-from slamasr.decoding import load_trainable_weights
+from slamasr.decoding import DecodeSet, decode_loader, decode_test_set, load_trainable_weights
 from slamasr.decoding_config import DecodeConfig
 from slamasr.models import build_model
 from slamasr.models.config import LLMConfig
@@ -43,6 +43,7 @@ from slamasr.scoring import read_bad_cuts, read_recogs, score_decode_dir
 from slamasr.training import checkpoint as ckpt
 from slamasr.training.config import TrainConfig
 from tests.helpers import make_tiny_encoder, tiny_model_config
+from tests.training.doubles import DoubleModel
 
 SR = 16000
 
@@ -339,3 +340,39 @@ def test_best_survives_a_kill_between_publish_renames(
     assert torch.equal(
         ckpt.load_trainable(ckpt_dir / "best")["projector.w"], weights["projector.w"]
     )
+
+
+class _FragileModel(DoubleModel):
+    """Beam search fails for any batch holding a cut whose id starts with ``poison``."""
+
+    def generate(self, batch: dict[str, Any], **kwargs: Any) -> list[str]:
+        if any(c.startswith("poison") for c in batch["cut_ids"]):
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return super().generate(batch, **kwargs)
+
+
+def _batch(ids: list[str]) -> dict[str, Any]:
+    return {
+        "inputs": torch.randn(len(ids), 6, 4),  # (B, T, D)
+        "input_lengths": torch.full((len(ids),), 6),
+        "texts": ["HELLO"] * len(ids),
+        "cut_ids": ids,
+        "durations": torch.ones(len(ids)),
+        "bad_cut_ids": [],
+    }
+
+
+def test_a_failing_batch_is_retried_cut_by_cut(tmp_path: Path) -> None:
+    """A model error in one batch costs only the cut that causes it (hyp=[], bad-cuts)."""
+    refs = {c: "HELLO" for c in ("a", "poison-b", "c", "d")}
+    loader = [_batch(["a", "poison-b", "c"]), _batch(["d"])]
+    cpu = torch.device("cpu")
+    path = decode_test_set(
+        _FragileModel(), DecodeSet("t", refs, loader), DecodeConfig(), tmp_path, cpu
+    )
+    hyps = {cut_id: hyp for cut_id, _, hyp in read_recogs(path)}
+    assert set(hyps) == set(refs) and hyps["poison-b"] == []
+    assert all(hyps[c] for c in ("a", "c", "d"))
+    assert read_bad_cuts(tmp_path / "bad-cuts-t.txt") == {"poison-b"}
+    with pytest.raises(RuntimeError, match="every cut failed"):
+        decode_loader(_FragileModel(), [_batch(["poison-x"])], DecodeConfig(), cpu)

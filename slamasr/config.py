@@ -155,6 +155,8 @@ def check_encoder_data_fit(cfg: ExperimentConfig) -> None:
         return
     model_cfg = read_model_config(local_model_dir("model.encoder.path", enc.path))
     _check_encoder_type(enc.name, enc.path, model_cfg)
+    if enc.name == "whisper":
+        _check_whisper_window(data.max_audio_seconds, model_cfg)
     n_mels = model_cfg.get("num_mel_bins")
     if enc.name == "whisper" and data.input_kind == "whisper_mel" and n_mels is not None:
         if n_mels != data.n_mels:
@@ -162,6 +164,17 @@ def check_encoder_data_fit(cfg: ExperimentConfig) -> None:
                 f"data.n_mels={data.n_mels} but the Whisper encoder at {enc.path} takes "
                 f"{n_mels} mel bins; set data.n_mels={n_mels} (and recompute features)"
             )
+
+
+def _check_whisper_window(max_audio_seconds: float, model_cfg: dict[str, Any]) -> None:
+    """Training cuts must fit Whisper's input window (1500 positions = 30 s by default)."""
+    window = model_cfg.get("max_source_positions", 1500) * 2 / 100  # 100 mel frames per s
+    if max_audio_seconds > window:
+        raise ConfigError(
+            f"data.max_audio_seconds={max_audio_seconds} exceeds the Whisper encoder's "
+            f"{window:g} s window; set data.max_audio_seconds={window:g} (longer audio: use "
+            f"python -m slamasr.bin.transcribe, which cuts it into chunks)"
+        )
 
 
 def _check_encoder_type(name: str, path: str, model_cfg: dict[str, Any]) -> None:

@@ -173,6 +173,11 @@ BAD_CONFIGS = [
         ["model.encoder.feature_dim=40", "set model.encoder.feature_dim=80"],
     ),
     (["model.llm.gguf_file=m.gguf"], "whisper80", ["model.llm.gguf_file", "not in"]),
+    (
+        ["data.max_audio_seconds=45"],
+        "whisper80",
+        ["data.max_audio_seconds=45", "set data.max_audio_seconds=30"],
+    ),  # noqa: E501
 ]
 
 

@@ -1,0 +1,195 @@
+"""Benchmark functions on tiny random models: FLOP counts, sizes, schema, ratios, identity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from slamasr import benchmark as bm
+from slamasr.bin.benchmark import _int_list
+from tests.helpers import make_tiny_batch, make_tiny_model
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def modes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bm.ModeSetup]:
+    model = make_tiny_model("whisper", tmp_path_factory.mktemp("bench"))
+    return bm.build_modes(model, seed=0, ours_dtype=torch.bfloat16)
+
+
+def _vocab(setup: bm.ModeSetup) -> int:
+    return setup.model.llm.get_output_embeddings().weight.shape[0]
+
+
+def test_llm_flops_match_hand_count_for_tiny_llama(modes):
+    """2-layer 64-d LLaMA, 4 heads (2 kv) of 16, MLP 128: count by hand."""
+    shape = bm.llm_shape(modes["ours"].model.llm)
+    per_layer = 64 * 64 + 64 * 32 + 64 * 32 + 64 * 64 + 3 * 64 * 128  # q k v o gate up down
+    assert shape.linear_params == 2 * per_layer == 73728
+    vocab = _vocab(modes["ours"])
+    length, supervised = 10, 3
+    fwd_linear = 2 * 73728 * length  # 1,474,560
+    fwd_attn = 2 * 4 * 64 * (10 * 11 // 2)  # causal pairs 55: 28,160
+    fwd_head = 2 * 64 * vocab * supervised
+    expected = 2 * fwd_linear + 3 * fwd_attn + 2 * fwd_head
+    assert bm.llm_training_flops(shape, length, supervised) == expected
+    assert bm.llm_forward_flops(shape, length, supervised) == fwd_linear + fwd_attn + fwd_head
+
+
+def test_projector_and_encoder_flops_match_hand_count(modes):
+    """Projector 5*32 -> 64 -> 64: fwd both, dW both, dX second only; Whisper 32-d, 2 layers."""
+    projector = modes["ours"].model.projector
+    per_frame = 2 * (2 * 160 * 64) + 3 * (2 * 64 * 64)
+    assert bm.projector_training_flops(projector, 7) == 7 * per_frame
+    conv = 2 * 80 * 3 * 32 * 3000 + 2 * 32 * 3 * 32 * 1500
+    linear = 2 * 2 * (4 * 32 * 32 + 2 * 32 * 64) * 1500
+    attention = 2 * 4 * 32 * 1500**2
+    assert bm.whisper_encoder_flops(modes["ours"].model.encoder) == conv + linear + attention
+
+
+@pytest.mark.parametrize("mode", bm.MODES)
+def test_utterance_counts_match_built_inputs(modes, mode):
+    """Counted lengths equal what build_inputs builds (reference: 300 speech tokens)."""
+    model = modes[mode].model
+    batch = make_tiny_batch("whisper", num=3)
+    counts = bm.utterance_counts(model, batch)
+    with torch.no_grad():
+        inputs = model.build_inputs(batch, with_targets=True, left_pad=False)
+    assert [c.length for c in counts] == inputs["attention_mask"].sum(1).tolist()
+    assert [c.supervised for c in counts] == (inputs["labels"] != -100).sum(1).tolist()
+    if mode == "reference":
+        assert {c.speech for c in counts} == {300}
+    else:
+        assert max(c.speech for c in counts) < 300
+
+
+def test_reference_loss_equals_supervised_head_loss(modes):
+    """Full-vocabulary and supervised-only logits give the same loss (fp32)."""
+    model = modes["ours"].model
+    batch = make_tiny_batch("whisper", num=2)
+    with torch.no_grad():
+        ours, ref = model(batch), bm.reference_loss(model, batch)
+    assert torch.allclose(ours["loss"], ref["loss"], atol=1e-5)
+    assert int(ours["num_tokens"]) == int(ref["num_tokens"])
+
+
+def _result(modes) -> dict:
+    """A result dict assembled from real (tiny) training, dev and decoding runs."""
+    peaks = {"float32": 1e9, "bfloat16": 2e9}
+    batches = [make_tiny_batch("whisper", num=2, seed=s) for s in range(2)]
+    train = {}
+    for name in bm.MODES:
+        run = bm.train_pass(modes[name], batches, 1e-3, torch.device("cpu"), batches[0])
+        summary = bm.summarize_training(run, peaks[bm._dtype_name(modes[name].compute_dtype)])
+        train[name] = {**summary, "compute_dtype": bm._dtype_name(modes[name].compute_dtype)}
+    dev = {n: bm.dev_loss(modes[n], batches[:1], torch.device("cpu")) for n in bm.MODES}
+    decode = bm.decode_timed(
+        modes["ours"], batches, 1, 2, torch.device("cpu"), torch.float32
+    ).summary(None)
+    single = {**decode, "batch_size": 1, "mismatches_vs_batch1": 0}
+    result = {
+        "environment": bm.environment(torch.device("cpu")),
+        "matmul_peak_flops": peaks,
+        "setup": {"train_cuts": 4, "train_audio_seconds": 1.8, "dev_cuts": 2, "lr": 1e-3},
+        "encoder_cache": {"build_seconds": 0.5, "audio_seconds": 1.8},
+        "train": train,
+        "dev": dev,
+        "decode": {"ours": [single, {**decode, "mismatches_vs_batch1": 0}]},
+    }
+    result["ratios"] = bm.compute_ratios(result, 10)
+    result["targets"] = bm.check_targets(result)
+    return result
+
+
+def test_result_schema_and_ratios_from_measured_numbers(modes):
+    result = json.loads(json.dumps(_result(modes)))  # JSON-serializable
+    ours, ref = result["train"]["ours"], result["train"]["reference"]
+    for t in (ours, ref):
+        assert t["steps"] == 2 and t["utterances"] == 4
+        assert t["wall_seconds"] > 0 and t["flops"] > 0 and t["peak_rss_bytes"] > 0
+        assert t["audio_seconds_per_second"] == pytest.approx(
+            t["audio_seconds"] / t["wall_seconds"]
+        )
+        assert t["gpu_max_allocated_bytes"] is None
+    assert ours["mfu"] == pytest.approx(ours["flops"] / ours["wall_seconds"] / 2e9)
+    assert ref["mfu"] == pytest.approx(ref["flops"] / ref["wall_seconds"] / 1e9)
+    assert ref["llm_tokens"] > 4 * 300  # 300 speech tokens per utterance
+    ratios = result["ratios"]
+    expected = ours["audio_seconds_per_second"] / ref["audio_seconds_per_second"]
+    assert ratios["train_audio_per_s"] == pytest.approx(expected)
+    with_cache = ours["audio_seconds"] / (ours["wall_seconds"] + 0.5)
+    assert ratios["train_audio_per_s_cache_1_epoch"] == pytest.approx(
+        with_cache / ref["audio_seconds_per_second"]
+    )
+    diff = result["dev"]["ours"]["loss"] - result["dev"]["reference"]["loss"]
+    assert ratios["dev_loss_ours_minus_reference"] == pytest.approx(diff)
+    assert set(result["targets"]) == {
+        "train_throughput_ge_3x",
+        "dev_loss_equal_or_better",
+        "decode_beam4_ge_5x_vs_batch1",
+        "decode_hyps_identical",
+        "mfu_ge_50pct",
+    }
+    markdown = bm.render_markdown(result)
+    assert "| ours (bfloat16) |" in markdown and "| reference (float32) |" in markdown
+
+
+def test_batched_and_single_hypotheses_are_compared(modes):
+    """Beam-4 batch of 3 vs one at a time: identical, and a planted difference is counted."""
+    cpu = torch.device("cpu")
+    batch = make_tiny_batch("whisper", num=3, durations=[0.6, 0.4, 0.3])
+    singles = [
+        {k: (v[i : i + 1] if torch.is_tensor(v) else v[i : i + 1]) for k, v in batch.items()}
+        for i in range(3)
+    ]
+    for one in singles:
+        one["inputs"] = one["inputs"][:, : int(one["input_lengths"].max())]
+        one["bad_cut_ids"] = []
+    single = bm.decode_timed(modes["ours"], singles, 4, 1, cpu, torch.float32)
+    batched = bm.decode_timed(modes["ours"], [batch], 4, 3, cpu, torch.float32)
+    assert batched.summary(single.hyps)["mismatches_vs_batch1"] == 0
+    assert bm.hypothesis_mismatches(batched.hyps, single.hyps) == []
+    planted = {**batched.hyps, "utt-0-1": batched.hyps["utt-0-1"] + " x"}
+    assert bm.hypothesis_mismatches(planted, single.hyps) == ["utt-0-1"]
+    assert (
+        bm.DecodeRun("ours", 4, 3, 1.0, 2.0, planted).summary(single.hyps)["mismatches_vs_batch1"]
+        == 1
+    )
+
+
+def test_memory_and_peak_helpers():
+    assert bm.peak_rss_bytes() > 0
+    bm.reset_peak_memory(torch.device("cpu"))
+    assert bm.peak_rss_bytes() > 0
+    assert bm.measure_matmul_peak(torch.device("cpu"), torch.float32, size=64, seconds=0.02) > 0
+
+
+def test_cli_int_list():
+    assert _int_list("1,4,8") == (1, 4, 8)
+    with pytest.raises(argparse.ArgumentTypeError):
+        _int_list("1,x")
+
+
+def test_table_tool_renders_json_into_doc(modes, tmp_path):
+    """tools/benchmark_table.py writes the table between the markers of a markdown file."""
+    result_path = tmp_path / "bench.json"
+    result_path.write_text(json.dumps(_result(modes)), encoding="utf-8")
+    doc = tmp_path / "bench.md"
+    doc.write_text(
+        "intro\n<!-- benchmark-table:start -->\nold\n<!-- benchmark-table:end -->\nend\n"
+    )
+    subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark_table.py"), str(result_path),
+         "--update", str(doc)],
+        check=True, cwd=REPO,
+    )  # fmt: skip
+    text = doc.read_text()
+    assert "old" not in text and "| reference (float32) |" in text
+    assert text.startswith("intro\n") and text.endswith("end\n")

@@ -61,6 +61,7 @@ class ExperimentConfig:
                     raise ConfigError(f"[{f.name}] {e}") from None
         check_model_paths(self)
         check_encoder_data_fit(self)
+        check_prompt_fits_llm(self)
 
 
 # --------------------------------------------------------------------------- cross-checks
@@ -164,6 +165,32 @@ def check_encoder_data_fit(cfg: ExperimentConfig) -> None:
                 f"data.n_mels={data.n_mels} but the Whisper encoder at {enc.path} takes "
                 f"{n_mels} mel bins; set data.n_mels={n_mels} (and recompute features)"
             )
+
+
+def has_chat_template(llm_dir: Path) -> bool:
+    """Whether a local tokenizer ships a chat template (in its config or a file of its own)."""
+    if (llm_dir / "chat_template.jinja").is_file() or (llm_dir / "chat_template.json").is_file():
+        return True
+    config = llm_dir / "tokenizer_config.json"
+    if not config.is_file():
+        return False
+    try:
+        return bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
+    except ValueError:
+        return False
+
+
+def check_prompt_fits_llm(cfg: ExperimentConfig) -> None:
+    """``model.prompt.template=chat`` needs an LLM whose tokenizer has a chat template."""
+    llm = cfg.model.llm
+    if cfg.model.prompt.template != "chat" or llm.gguf_file:  # GGUF files carry their own
+        return
+    llm_dir = local_model_dir("model.llm.path", llm.path)
+    if llm_dir is not None and not has_chat_template(llm_dir):
+        raise ConfigError(
+            f"model.prompt.template=chat but the tokenizer in {llm_dir} has no chat template; "
+            f"set model.prompt.template=plain or use an instruction-tuned (chat) LLM"
+        )
 
 
 def _check_whisper_window(max_audio_seconds: float, model_cfg: dict[str, Any]) -> None:

@@ -42,7 +42,12 @@ from slamasr.models.config import LLMConfig
 from slamasr.scoring import read_bad_cuts, read_recogs, score_decode_dir
 from slamasr.training import checkpoint as ckpt
 from slamasr.training.config import TrainConfig
-from tests.helpers import make_tiny_encoder, tiny_model_config
+from tests.helpers import (
+    SMOL_STYLE_CHAT_TEMPLATE,
+    make_tiny_encoder,
+    make_tiny_llm,
+    tiny_model_config,
+)
 from tests.training.doubles import DoubleModel
 
 SR = 16000
@@ -174,6 +179,11 @@ BAD_CONFIGS = [
     ),
     (["model.llm.gguf_file=m.gguf"], "whisper80", ["model.llm.gguf_file", "not in"]),
     (
+        ["model.prompt.template=chat"],
+        "whisper80",
+        ["model.prompt.template=chat", "set model.prompt.template=plain"],
+    ),  # noqa: E501
+    (
         ["data.max_audio_seconds=45"],
         "whisper80",
         ["data.max_audio_seconds=45", "set data.max_audio_seconds=30"],
@@ -207,6 +217,9 @@ def test_fitting_config_passes_the_cross_checks(tmp_path: Path, tiny_dirs: dict)
     load_config(_write_conf(tmp_path / "d.yaml", tiny_dirs, "whisper128"), ["data.n_mels=128"])
     hub = ["model.encoder.path=openai/whisper-tiny", "model.llm.path=org/llm"]
     load_config(_write_conf(tmp_path / "e.yaml", tiny_dirs), hub)
+    chat_llm = make_tiny_llm(tmp_path / "chat", chat_template=SMOL_STYLE_CHAT_TEMPLATE)
+    chat = [f"model.llm.path={chat_llm}", "model.prompt.template=chat"]
+    load_config(_write_conf(tmp_path / "f.yaml", tiny_dirs), chat)
 
 
 # --------------------------------------------------------------------------- safe loading

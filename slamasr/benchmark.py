@@ -751,6 +751,8 @@ class BenchmarkOptions:
         amortize_epochs: epochs over which the cache build is also reported amortized.
         decode_dtype: ours' decoding autocast dtype: float32 | bfloat16.
         reference_decode: also decode with the reference-like mode (batch 1, beam 4).
+        decode_checkpoint: a training checkpoint dir whose projector both modes decode with
+            ("" = the projectors of the benchmark's own short training).
         peak_seconds: seconds per dtype of the matmul peak measurement.
         seed: projector initialization seed (same for both modes).
     """
@@ -770,6 +772,7 @@ class BenchmarkOptions:
     amortize_epochs: int = 10
     decode_dtype: str = "float32"
     reference_decode: bool = True
+    decode_checkpoint: str = ""
     peak_seconds: float = 1.5
     seed: int = 42
 
@@ -874,6 +877,16 @@ def decode_loader_for(cuts: Any, data_cfg: Any, batch_size: int) -> Any:
     return build_dataloader(cuts, cfg, train=False, num_workers=0)
 
 
+def load_decode_projectors(modes: dict[str, ModeSetup], checkpoint: str) -> None:
+    """Load a checkpoint's trainable weights into both modes (identical projectors)."""
+    from slamasr.training.checkpoint import load_trainable
+
+    weights = load_trainable(Path(checkpoint))
+    for setup in modes.values():
+        device = setup.model.device
+        setup.model.load_trainable_state_dict({k: v.to(device) for k, v in weights.items()})
+
+
 def run_decoding_modes(
     modes: dict[str, ModeSetup],
     cuts: Any,
@@ -883,6 +896,8 @@ def run_decoding_modes(
 ) -> dict[str, Any]:
     """Ours at every (beam, batch size); reference-like at batch 1, beam 4."""
     dtype = DTYPES[opts.decode_dtype]
+    if opts.decode_checkpoint:
+        load_decode_projectors(modes, opts.decode_checkpoint)
     sizes = sorted(set(opts.batch_sizes) | {1})
     rows = []
     for beams in opts.beams:
@@ -892,7 +907,11 @@ def run_decoding_modes(
             loader = decode_loader_for(cuts, data_cfg, size)
             runs[size] = decode_timed(modes["ours"], loader, beams, size, device, dtype)
         rows += [runs[s].summary(runs[1].hyps) for s in sizes]
-    out: dict[str, Any] = {"ours": rows, "decode_dtype": opts.decode_dtype}
+    out: dict[str, Any] = {
+        "ours": rows,
+        "decode_dtype": opts.decode_dtype,
+        "projector": opts.decode_checkpoint or "trained in this run",
+    }
     if opts.reference_decode:
         logger.info("decoding: reference-like, beam 4, batch 1")
         loader = decode_loader_for(cuts, data_cfg, 1)

@@ -56,6 +56,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--decode-dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--no-reference-decode", action="store_true")
+    p.add_argument("--decode-checkpoint", default="", help="checkpoint dir to decode with")
     p.add_argument("--work-dir", default="", help="subset + cache dir (default: temporary)")
     p.add_argument("--output", type=Path, default=None, help="write the JSON result here")
     p.add_argument("--set", dest="overrides", action="append", default=[],
@@ -80,6 +81,7 @@ def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
         work_dir=args.work_dir,
         decode_dtype=args.decode_dtype,
         reference_decode=not args.no_reference_decode,
+        decode_checkpoint=args.decode_checkpoint,
     )
 
 

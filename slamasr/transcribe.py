@@ -6,7 +6,8 @@ the others) is split into chunks: each cut is placed at the quietest short frame
 search window before the limit, so boundaries fall in pauses when the audio has any.  The
 chunks get the encoder inputs the data layer would give them (``slamasr.data.features``
 extractors, the dataset's Whisper frame count), are decoded in batches with
-``slamasr.decoding.decode_batch``, and the pieces of each file are joined with spaces.
+``slamasr.decoding`` (a failing batch is retried chunk by chunk), and the pieces of each
+file are joined with spaces.
 
 Example::
 
@@ -29,7 +30,7 @@ import torch
 from slamasr.data.dataset import pad_stack, whisper_num_frames
 from slamasr.data.features import make_extractor
 from slamasr.data.manifests import SAMPLE_RATE
-from slamasr.decoding import decode_batch, load_trainable_weights
+from slamasr.decoding import decode_loader, load_trainable_weights
 from slamasr.decoding_config import DecodeConfig
 
 DEFAULT_SEARCH_SECONDS = 5.0  # look this far back from the limit for a pause
@@ -245,7 +246,7 @@ class InputMaker:
 
 @dataclass
 class _Piece:
-    """One chunk of one input file."""
+    """One chunk of one input file (``source``: the file's slot in its group)."""
 
     source: int
     index: int
@@ -298,46 +299,66 @@ class Transcriber:
         Returns:
             One Transcript per source, in input order.
         """
-        results = [Transcript(s.name, None) for s in sources]
-        pieces = self._chunk_all(sources, results)
-        texts: dict[tuple[int, int], str] = {}
+        return list(self.transcribe_iter(sources))
+
+    def transcribe_iter(self, sources: Sequence[AudioSource]) -> Iterator[Transcript]:
+        """Like :meth:`transcribe`, yielding results in input order as they are done.
+
+        Files are read a few at a time (about ``batch_size`` chunks), so memory stays
+        bounded for long lists; the chunks of one file are decoded together where they fit.
+        """
         self.model.eval()
+        group: list[Transcript] = []
+        pieces: list[_Piece] = []
+        for source in sources:
+            result = Transcript(source.name, None)
+            pieces += self._chunk(source, len(group), result)
+            group.append(result)
+            if len(pieces) >= self.batch_size:
+                yield from self._finish(group, pieces)
+                group, pieces = [], []
+        yield from self._finish(group, pieces)
+
+    def _chunk(self, source: AudioSource, slot: int, result: Transcript) -> list[_Piece]:
+        """Read and split one source; a read error is recorded in ``result``."""
+        try:
+            samples = load_audio(source.path)
+        except AudioReadError as e:
+            logging.error("skipping %s: %s", source.name, e)
+            result.error = str(e)
+            return []
+        chunks = split_on_silence(samples, self.max_chunk_seconds, self.search_seconds)
+        result.num_chunks = len(chunks)
+        seconds = len(samples) / SAMPLE_RATE
+        logging.info("%s: %.1f s in %d chunk(s)", source.name, seconds, len(chunks))
+        return [_Piece(slot, k, c) for k, c in enumerate(chunks)]
+
+    def _finish(self, group: list[Transcript], pieces: list[_Piece]) -> Iterator[Transcript]:
+        """Decode a group's pieces, join each file's texts, yield the group's results."""
+        texts: dict[tuple[int, int], str] = {}
         for batch in _batches(pieces, self.batch_size):
             texts.update(self._decode(batch))
-        for i, result in enumerate(results):
+        for slot, result in enumerate(group):
+            keys = [(slot, k) for k in range(result.num_chunks)]
+            if result.error is None and any(k not in texts for k in keys):
+                result.error = "the model failed on part of this file (see the log)"
             if result.error is None:
-                parts = [texts[(i, k)].strip() for k in range(result.num_chunks)]
-                result.text = " ".join(p for p in parts if p)
-        return results
-
-    def _chunk_all(self, sources: Sequence[AudioSource], results: list[Transcript]) -> list:
-        """Read and split every source; record read errors in ``results``."""
-        pieces: list[_Piece] = []
-        for i, source in enumerate(sources):
-            try:
-                samples = load_audio(source.path)
-            except AudioReadError as e:
-                logging.error("skipping %s: %s", source.name, e)
-                results[i].error = str(e)
-                continue
-            chunks = split_on_silence(samples, self.max_chunk_seconds, self.search_seconds)
-            results[i].num_chunks = len(chunks)
-            pieces.extend(_Piece(i, k, c) for k, c in enumerate(chunks))
-            logging.info(
-                "%s: %.1f s in %d chunk(s)", source.name, len(samples) / SAMPLE_RATE, len(chunks)
-            )
-        return pieces
+                result.text = " ".join(t for t in (texts[k].strip() for k in keys) if t)
+            yield result
 
     def _decode(self, batch: list[_Piece]) -> dict[tuple[int, int], str]:
-        """Beam-search one batch of chunks; ``{(source, index): text}``."""
+        """Beam-search one batch of chunks; ``{(slot, index): text}`` of those that decoded.
+
+        A failing batch is retried chunk by chunk (``slamasr.decoding.decode_loader``).
+        """
         ids = [f"{p.source}#{p.index}" for p in batch]
-        hyps = decode_batch(
-            self.model,
-            self.inputs.batch([p.samples for p in batch], ids),
-            self.decode_cfg,
-            self.device,
-        )
-        return {(p.source, p.index): hyps[cid] for p, cid in zip(batch, ids)}
+        inputs = self.inputs.batch([p.samples for p in batch], ids)
+        try:
+            hyps, _ = decode_loader(self.model, [inputs], self.decode_cfg, self.device)
+        except RuntimeError as e:  # every chunk of the batch failed
+            logging.error("decoding failed for a batch of chunks: %s", e)
+            return {}
+        return {(p.source, p.index): hyps[cid] for p, cid in zip(batch, ids) if cid in hyps}
 
 
 def load_transcriber(

@@ -177,3 +177,27 @@ def test_ssl_encoders_need_and_use_a_chunk_limit(tmp_path: Path) -> None:
     sf.write(tmp_path / "x.wav", speech_like(10.0, [(3.5, 3.8), (7.2, 7.5)]), SR)
     (result,) = t.transcribe([AudioSource("x", str(tmp_path / "x.wav"))])
     assert result.error is None and result.num_chunks == 3
+
+
+def test_model_failures_become_per_file_errors_in_order(
+    transcriber: Transcriber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files go through in small groups, in order; a chunk the model cannot decode turns
+    into an error for its file only, never a crash or a silently shortened transcript."""
+    paths = []
+    for i, seconds in enumerate((1.0, 2.0, 1.5)):
+        paths.append(tmp_path / f"f{i}.wav")
+        sf.write(paths[-1], speech_like(seconds, []), SR)
+    generate = transcriber.model.generate
+
+    def fragile(batch: dict, **kwargs: object) -> list[str]:
+        if int(batch["inputs"].shape[1]) == 200:  # the 2 s file: 200 log-mel frames
+            raise RuntimeError("simulated out of memory")
+        return generate(batch, **kwargs)
+
+    monkeypatch.setattr(transcriber.model, "generate", fragile)
+    monkeypatch.setattr(transcriber, "batch_size", 1)
+    results = transcriber.transcribe([AudioSource(p.stem, str(p)) for p in paths])
+    assert [r.name for r in results] == ["f0", "f1", "f2"]
+    assert results[1].text is None and "failed" in results[1].error
+    assert results[0].error is None and results[2].error is None

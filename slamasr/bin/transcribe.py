@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
@@ -73,8 +74,8 @@ def collect_sources(args: argparse.Namespace) -> list[AudioSource]:
     return sources
 
 
-def print_results(results: list[Transcript]) -> int:
-    """Transcripts to stdout, failures to stderr; return the number of failures."""
+def print_results(results: Iterable[Transcript]) -> int:
+    """Transcripts to stdout as they come, failures to stderr; return the failure count."""
     failed = 0
     for result in results:
         if result.error is None:
@@ -103,7 +104,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ConfigError, ModelLoadError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    return 1 if print_results(transcriber.transcribe(sources)) else 0
+    return 1 if print_results(transcriber.transcribe_iter(sources)) else 0
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--decode-dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--no-reference-decode", action="store_true")
+    p.add_argument("--decode-input", default="cache", choices=("cache", "features"))
     p.add_argument("--decode-checkpoint", default="", help="checkpoint dir to decode with")
     p.add_argument("--work-dir", default="", help="subset + cache dir (default: temporary)")
     p.add_argument("--output", type=Path, default=None, help="write the JSON result here")
@@ -82,6 +83,7 @@ def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
         decode_dtype=args.decode_dtype,
         reference_decode=not args.no_reference_decode,
         decode_checkpoint=args.decode_checkpoint,
+        decode_input=args.decode_input,
     )
 
 

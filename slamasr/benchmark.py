@@ -749,9 +749,12 @@ class BenchmarkOptions:
         beams: beam sizes to decode with (4 = paper, 1 = greedy).
         lr: constant learning rate of both modes (0 = ``train.lr``).
         device: auto | cpu | cuda.
+        threads: torch CPU threads for the whole run (0 = torch's default); on a busy
+            machine fewer threads than cores avoid OpenMP barrier stalls.
         work_dir: where the subset manifest and the encoder cache go ("" = a temp dir).
         amortize_epochs: epochs over which the cache build is also reported amortized.
-        decode_dtype: ours' decoding autocast dtype: float32 | bfloat16.
+        decode_dtype: ours' decoding autocast dtype: auto | float32 | bfloat16 (auto: bf16
+            when the LLM weights are bf16).
         reference_decode: also decode with the reference-like mode (batch 1, beam 4).
         decode_input: ours decodes from ``cache`` (encoder outputs computed once, timed and
             reported apart, as the recipe decodes its test sets) or ``features`` (encoder run
@@ -773,9 +776,10 @@ class BenchmarkOptions:
     beams: tuple[int, ...] = (4, 1)
     lr: float = 0.0
     device: str = "auto"
+    threads: int = 0
     work_dir: str = ""
     amortize_epochs: int = 10
-    decode_dtype: str = "float32"
+    decode_dtype: str = "auto"
     reference_decode: bool = True
     decode_input: str = "cache"
     decode_checkpoint: str = ""
@@ -837,14 +841,14 @@ def training_loaders(
 ) -> dict[str, Any]:
     """Ours: cached frames with bucketing; reference: encoder inputs, fixed batch size.
 
-    Ours uses at most ``count // 4`` duration buckets (Lhotse needs more cuts than buckets).
+    Ours uses ``count // 4`` duration buckets (at least 2, at most ``data.num_buckets``).
     """
     from lhotse import load_manifest_lazy
 
     from slamasr.data import build_dataloader
 
     max_duration = opts.max_duration or cfg.data.max_duration or 30.0
-    buckets = max(1, min(data_cfg.num_buckets, count // 4))
+    buckets = max(2, min(data_cfg.num_buckets, count // 4))
     ours_cfg = dataclasses.replace(
         data_cfg, input_kind="encoder_cache", max_duration=max_duration, num_buckets=buckets
     )
@@ -893,13 +897,25 @@ def load_decode_projectors(modes: dict[str, ModeSetup], checkpoint: str) -> None
         setup.model.load_trainable_state_dict({k: v.to(device) for k, v in weights.items()})
 
 
+def decode_dtype(name: str, model: SlamASR) -> torch.dtype:
+    """Ours' decoding autocast dtype; ``auto`` = bf16 when the LLM weights are bf16, else fp32.
+
+    (bf16 weights without autocast run CPU kernels far slower than either choice.)
+    """
+    if name != "auto":
+        return DTYPES[name]
+    weights = next(model.llm.parameters()).dtype
+    return torch.bfloat16 if weights == torch.bfloat16 else torch.float32
+
+
 def ours_decode_source(
-    cfg: Any, cuts: Any, data_cfg: Any, opts: BenchmarkOptions, work_dir: Path
+    cfg: Any, cuts: Any, data_cfg: Any, opts: BenchmarkOptions, work_dir: Path, bf16: bool
 ) -> tuple[Any, Any, float]:
     """Cuts and data config ours decodes from, and the cache build seconds (0 for features).
 
     ``decode_input=cache`` encodes the decode cuts once (timed), as the recipe's encoder-cache
-    stage does for its test sets; ``features`` runs the encoder inside decoding.
+    stage does for its test sets (under bf16 autocast when ``bf16``, like the training
+    cache); ``features`` runs the encoder inside decoding.
     """
     if opts.decode_input == "features":
         return cuts, data_cfg, 0.0
@@ -907,7 +923,6 @@ def ours_decode_source(
 
     path = work_dir / "decode_cuts.jsonl.gz"
     cuts.to_file(path)
-    bf16 = DTYPES[opts.decode_dtype] == torch.bfloat16
     cache_path, seconds = build_cache(cfg, path, data_cfg, work_dir, bf16)
     cache_cfg = dataclasses.replace(data_cfg, input_kind="encoder_cache")
     return load_manifest(cache_path), cache_cfg, seconds
@@ -931,7 +946,7 @@ def run_decoding_modes(
         device: compute device.
         ours_source: (cuts, data config, cache build seconds) ours decodes from.
     """
-    dtype = DTYPES[opts.decode_dtype]
+    dtype = decode_dtype(opts.decode_dtype, modes["ours"].model)
     if opts.decode_checkpoint:
         load_decode_projectors(modes, opts.decode_checkpoint)
     ours_cuts, ours_cfg, cache_seconds = ours_source
@@ -950,7 +965,7 @@ def run_decoding_modes(
         )
     out: dict[str, Any] = {
         "ours": rows,
-        "decode_dtype": opts.decode_dtype,
+        "decode_dtype": _dtype_name(dtype),
         "ours_input": opts.decode_input,
         "ours_cache_build_seconds": cache_seconds,
         "projector": opts.decode_checkpoint or "trained in this run",
@@ -1003,6 +1018,8 @@ def run_benchmark(cfg: Any, opts: BenchmarkOptions) -> dict[str, Any]:
     from slamasr.utils import resolve_autocast_dtype, resolve_device
 
     device = resolve_device(0, opts.device)
+    if opts.threads > 0:
+        torch.set_num_threads(opts.threads)
     with contextlib.ExitStack() as stack:
         work = opts.work_dir or stack.enter_context(tempfile.TemporaryDirectory())
         work_dir = Path(work)
@@ -1018,7 +1035,8 @@ def run_benchmark(cfg: Any, opts: BenchmarkOptions) -> dict[str, Any]:
         result["decode"] = {"ours": []}
         if opts.decode_cuts:
             cuts = first_cuts(opts.decode_cuts, opts.decode_max_cuts, data_cfg, train=False)
-            source = ours_decode_source(cfg, cuts, data_cfg, opts, work_dir)
+            bf16 = modes["ours"].compute_dtype == torch.bfloat16
+            source = ours_decode_source(cfg, cuts, data_cfg, opts, work_dir, bf16)
             result["decode"] = run_decoding_modes(modes, cuts, data_cfg, opts, device, source)
     result["ratios"] = compute_ratios(result, opts.amortize_epochs)
     result["targets"] = check_targets(result)

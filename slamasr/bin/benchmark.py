@@ -54,7 +54,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--beams", type=_int_list, default=(4, 1))
     p.add_argument("--lr", type=float, default=0.0, help="constant lr (default train.lr)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--decode-dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--decode-dtype", default="auto", choices=("auto", "float32", "bfloat16"))
     p.add_argument("--no-reference-decode", action="store_true")
     p.add_argument("--decode-input", default="cache", choices=("cache", "features"))
     p.add_argument("--decode-checkpoint", default="", help="checkpoint dir to decode with")
@@ -79,6 +80,7 @@ def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
         beams=args.beams,
         lr=args.lr,
         device=args.device,
+        threads=args.threads,
         work_dir=args.work_dir,
         decode_dtype=args.decode_dtype,
         reference_decode=not args.no_reference_decode,

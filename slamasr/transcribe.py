@@ -324,7 +324,7 @@ class Transcriber:
         try:
             samples = load_audio(source.path)
         except AudioReadError as e:
-            logging.error("skipping %s: %s", source.name, e)
+            logging.info("skipping %s: %s", source.name, e)
             result.error = str(e)
             return []
         chunks = split_on_silence(samples, self.max_chunk_seconds, self.search_seconds)

@@ -82,7 +82,11 @@ def print_results(results: Iterable[Transcript]) -> int:
             print(f"{result.name}\t{result.text}", flush=True)
         else:
             failed += 1
-            print(f"error: {result.name}: {result.error}", file=sys.stderr)
+            error = result.error
+            print(
+                f"error: {error if result.name in error else f'{result.name}: {error}'}",
+                file=sys.stderr,
+            )
     return failed
 
 

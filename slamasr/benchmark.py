@@ -172,8 +172,11 @@ def llm_shape(llm: nn.Module) -> LLMShape:
     hidden = int(getattr(cfg, "hidden_size", 0) or cfg.n_embd)
     heads = int(cfg.num_attention_heads)
     head_dim = int(getattr(cfg, "head_dim", 0) or hidden // heads)
+    linear_params = sum(_linear_params(layer) for layer in layers)
+    if linear_params == 0:
+        raise ValueError(f"{type(llm).__name__} has no nn.Linear layers to count")
     return LLMShape(
-        linear_params=sum(_linear_params(layer) for layer in layers),
+        linear_params=linear_params,
         num_layers=len(layers),
         attn_width=heads * head_dim,
         hidden=hidden,
@@ -181,28 +184,34 @@ def llm_shape(llm: nn.Module) -> LLMShape:
     )
 
 
-def llm_training_flops(shape: LLMShape, length: int, head_positions: int) -> float:
-    """FLOPs of forward + input-gradient backward of a frozen LLM on one sequence.
+def llm_forward_parts(shape: LLMShape, length: int, head_positions: int) -> tuple[float, ...]:
+    """Forward FLOPs ``(linear, attention, head)`` of a decoder-only LM on one sequence.
 
     Args:
         shape: the LLM.
         length: tokens in the sequence ``L``.
-        head_positions: positions whose vocabulary logits are computed (and back-propagated).
-
-    Returns:
-        ``2*fwd_linear + 3*fwd_attention + 2*fwd_head`` (module docstring).
+        head_positions: positions whose vocabulary logits are computed.
     """
     linear = 2.0 * shape.linear_params * length
     attention = shape.num_layers * 4.0 * shape.attn_width * (length * (length + 1) / 2)
     head = 2.0 * shape.hidden * shape.vocab * head_positions
-    return 2.0 * linear + 3.0 * attention + 2.0 * head
+    return linear, attention, head
 
 
 def llm_forward_flops(shape: LLMShape, length: int, head_positions: int) -> float:
-    """FLOPs of a forward pass alone (validation), same conventions."""
-    linear = 2.0 * shape.linear_params * length
-    attention = shape.num_layers * 4.0 * shape.attn_width * (length * (length + 1) / 2)
-    return linear + attention + 2.0 * shape.hidden * shape.vocab * head_positions
+    """FLOPs of a forward pass alone (dev loss, prefill)."""
+    return sum(llm_forward_parts(shape, length, head_positions))
+
+
+def llm_training_flops(shape: LLMShape, length: int, head_positions: int) -> float:
+    """FLOPs of forward + input-gradient backward of a frozen LLM on one sequence.
+
+    Returns:
+        ``2*fwd_linear + 3*fwd_attention + 2*fwd_head`` (module docstring): linears and head
+        need ``dX`` only (frozen weights), attention needs ``dQ, dK, dP, dV``.
+    """
+    linear, attention, head = llm_forward_parts(shape, length, head_positions)
+    return 2.0 * linear + 3.0 * attention + 2.0 * head
 
 
 def projector_training_flops(projector: nn.Module, frames: int) -> float:

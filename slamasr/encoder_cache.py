@@ -119,10 +119,20 @@ def compute_encoder_cache(
                     continue
                 arr, key = item
                 writer.write(fastcopy(cut, features=_features_for(cut, arr, key, storage, rate)))
-    tmp_path.rename(out_path)
     bad = sum(v is None for v in encoded.values())
+    if encoded and bad == len(encoded):
+        tmp_path.unlink()
+        raise RuntimeError(
+            f"none of the {bad} cuts of {cuts_path} could be read (missing audio or feature "
+            "files?). Feature paths in a manifest are relative to the directory it was made "
+            "in: run from there, or recompute the features."
+        )
+    tmp_path.rename(out_path)
     logger.info(
         "encoded %d cuts (%d unreadable, kept without features) in %.1f s -> %s",
-        len(encoded), bad, time.time() - start, out_path,
+        len(encoded),
+        bad,
+        time.time() - start,
+        out_path,
     )
     return out_path

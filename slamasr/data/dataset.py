@@ -184,6 +184,11 @@ def build_dataloader(
     report = None
     if train:
         cuts, report = filter_cuts_for_training(cuts, cfg)
+        if next(iter(cuts), None) is None:
+            raise ValueError(
+                f"no usable training cuts: every cut was skipped ({report.summary()}). "
+                "Check data.train_cuts, data.input_kind and the audio/feature files."
+            )
         sampler = build_train_sampler(cuts, cfg, world_size=world_size, rank=rank)
     else:
         sampler = build_decode_sampler(cuts, cfg, world_size=world_size, rank=rank)

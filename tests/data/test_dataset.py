@@ -182,3 +182,20 @@ def test_encoder_cache_cut_without_features_is_a_bad_cut_in_decoding(good_cuts, 
     batch = SlamAsrDataset("encoder_cache")[CutSet.from_cuts(cuts)]
     assert batch["cut_ids"] == [cuts[0].id] and batch["bad_cut_ids"] == [cuts[1].id]
     assert batch["encoder_frames"].shape == (1, 10, 8)
+
+
+def test_training_with_no_usable_cut_is_a_clear_error() -> None:
+    """Every cut filtered out: a ValueError naming why, not a sampler assertion."""
+    from lhotse import CutSet
+    from lhotse.testing.dummies import dummy_cut, dummy_supervision
+
+    from slamasr.data.config import DataConfig
+    from slamasr.data.dataset import build_dataloader
+
+    cuts = CutSet.from_cuts(
+        dummy_cut(i, duration=5.0, supervisions=[dummy_supervision(i, duration=5.0)])
+        for i in range(3)
+    )
+    cfg = DataConfig(input_kind="audio", max_duration=10, num_buckets=2, max_audio_seconds=1.0)
+    with pytest.raises(ValueError, match="no usable training cuts.*too_long=3"):
+        build_dataloader(cuts, cfg, train=True)

@@ -52,7 +52,11 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.run(
         ["bash", "run.sh", "--smoke", "true"],
-        cwd=recipe, capture_output=True, text=True, timeout=1500, env=env,
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return recipe, proc.stdout + proc.stderr
@@ -94,7 +98,10 @@ def test_rerunning_finished_stages_overwrites_nothing(smoke_run: tuple[Path, str
     before = recogs.stat().st_mtime_ns
     proc = subprocess.run(
         ["bash", "run.sh", "--smoke", "true", "--stage", "4", "--stop-stage", "4"],
-        cwd=recipe, capture_output=True, text=True, timeout=600,
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "skipping" in proc.stdout + proc.stderr

@@ -13,6 +13,7 @@ runs without grad and stays in eval mode whatever ``train()`` is called with.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 from pathlib import Path
@@ -35,7 +36,7 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-class SpeechEncoder(nn.Module):
+class SpeechEncoder(nn.Module, abc.ABC):
     """Base class: freezing behaviour and the shared interface.
 
     Attributes:
@@ -78,11 +79,11 @@ class SpeechEncoder(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             return self.encode(inputs, input_lengths)
 
+    @abc.abstractmethod
     def encode(
         self, inputs: torch.Tensor, input_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Subclass hook doing the work of :meth:`forward`."""
-        raise NotImplementedError
+        """Subclass hook doing the work of :meth:`forward` (each encoder implements it)."""
 
 
 # --------------------------------------------------------------------------- whisper

@@ -80,6 +80,7 @@ def decode_batch(
             min_new_tokens_bound=cfg.min_new_tokens_bound,
             length_penalty=cfg.length_penalty,
             repetition_penalty=cfg.repetition_penalty,
+            search=cfg.search,
         )
     if len(hyps) != len(batch["cut_ids"]):
         raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")

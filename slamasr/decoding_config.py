@@ -15,7 +15,10 @@ class DecodeConfig:
         batch_size: used when max_duration is 0.
         max_new_tokens_per_second: bound on generated tokens per second of audio.
         min_new_tokens_bound: the bound is never below this.
-        length_penalty, repetition_penalty: passed to generate().
+        length_penalty, repetition_penalty: scoring of the search.
+        search: native (slamasr's batched beam search: prompt run once per utterance, each
+            utterance stops at its own bound and leaves the batch) | hf (transformers'
+            ``generate``, as reference implementations decode).
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
@@ -27,11 +30,14 @@ class DecodeConfig:
     min_new_tokens_bound: int = 16
     length_penalty: float = 1.0
     repetition_penalty: float = 1.0
+    search: str = "native"
     checkpoint: str = "best"
     avg: int = 1
 
     def validate(self) -> None:
         if self.num_beams < 1:
             raise ValueError("decode.num_beams must be >= 1")
+        if self.search not in ("native", "hf"):
+            raise ValueError(f"decode.search={self.search!r}; choose native or hf")
         if self.avg < 1:
             raise ValueError("decode.avg must be >= 1")

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from slamasr.models.beam_search import beam_search
 from slamasr.models.encoders import SpeechEncoder
 from slamasr.models.llm import PromptTemplate
 from slamasr.models.projector import Projector
@@ -205,18 +206,37 @@ class SlamASR(nn.Module):
         min_new_tokens_bound: int = 16,
         length_penalty: float = 1.0,
         repetition_penalty: float = 1.0,
+        search: str = "native",
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
-        Each utterance's hypothesis is cut at its own bound
-        ``max(min_new_tokens_bound, ceil(duration * max_new_tokens_per_second))``.
+        Each utterance's hypothesis is bounded by its own
+        ``max(min_new_tokens_bound, ceil(duration * max_new_tokens_per_second))`` tokens.
+        ``search="native"`` runs :func:`slamasr.models.beam_search.beam_search` (the prompt
+        once per utterance, each utterance stops at its bound); ``"hf"`` runs
+        ``transformers``' ``generate`` to the batch's largest bound and cuts each row at its
+        own (reference behaviour, slower).
         """
-        from transformers import GenerationConfig
-
         bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
         inputs = self.build_inputs(batch, with_targets=False, left_pad=True)
         inputs.pop("labels")
         eos = self.template.eos_id
+        if search == "native":
+            return beam_search(
+                self.llm,
+                inputs["inputs_embeds"],
+                inputs["attention_mask"],
+                inputs["position_ids"],
+                bounds,
+                num_beams=num_beams,
+                eos_id=eos,
+                length_penalty=length_penalty,
+                repetition_penalty=repetition_penalty,
+            )
+        if search != "hf":
+            raise ValueError(f"search={search!r}; choose native or hf")
+        from transformers import GenerationConfig
+
         pad = self.tokenizer.pad_token_id
         gen_cfg = GenerationConfig(
             num_beams=num_beams,

@@ -1,0 +1,164 @@
+"""The batched beam search against a plain, cache-free search written out in the test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from slamasr.models.beam_search import beam_search
+from slamasr.models.slam import pad_sequences
+
+VOCAB, EOS = 12, 3
+
+
+@pytest.fixture(scope="module", params=["llama", "gpt2"])
+def llm(request: pytest.FixtureRequest) -> torch.nn.Module:
+    """Tiny random LMs with a 12-token vocabulary, so EOS competes often: Llama (RoPE,
+    grouped KV heads) and GPT-2 (learned absolute positions: wrong position ids show)."""
+    torch.manual_seed(0)
+    if request.param == "llama":
+        cfg = LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            eos_token_id=EOS,
+            attn_implementation="eager",
+        )
+        model = LlamaForCausalLM(cfg).eval()
+    else:
+        cfg = GPT2Config(
+            vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=128, eos_token_id=EOS
+        )
+        model = GPT2LMHeadModel(cfg).eval()
+        with torch.no_grad():  # make positions matter as much as content
+            model.transformer.wpe.weight.mul_(20.0)
+    with torch.no_grad():  # sharper distributions than the default init: clearer winners
+        model.get_output_embeddings().weight.mul_(8.0)
+    return model
+
+
+def prompts(seed: int, lengths: list[int]) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, 32, generator=gen) for n in lengths]
+
+
+def naive_search(
+    llm: LlamaForCausalLM,
+    prompt: torch.Tensor,
+    bound: int,
+    beams: int,
+    length_penalty: float = 1.0,
+    repetition_penalty: float = 1.0,
+) -> list[int]:
+    """One utterance, no cache, no padding: every step reruns the whole sequence."""
+    embed = llm.get_input_embeddings()
+    running = [(0.0, [])]  # (sum log-prob, tokens)
+    finished: list[tuple[float, list[int]]] = []
+    for step in range(bound):
+        length = step + 1
+        cands = []
+        for score, toks in running:
+            ids = torch.tensor(toks, dtype=torch.long)
+            seq = torch.cat([prompt, embed(ids)], dim=0)[None]
+            with torch.no_grad():
+                logits = llm(inputs_embeds=seq).logits[0, -1].float()
+            for tok in set(toks):
+                value, pen = logits[tok], repetition_penalty
+                logits[tok] = value / pen if value > 0 else value * pen
+            logp = torch.log_softmax(logits, dim=-1)
+            cands += [(score + float(logp[v]), toks, v) for v in range(VOCAB)]
+        cands.sort(key=lambda c: -c[0])  # stable: earlier beam, lower token first on ties
+        chosen = []
+        for rank, (score, toks, tok) in enumerate(cands[: 2 * beams]):
+            if tok == EOS:
+                if rank < beams:
+                    finished.append((score / length**length_penalty, toks))
+                continue
+            if len(chosen) < beams:
+                chosen.append((score, toks + [tok]))
+        finished = sorted(finished, key=lambda f: -f[0])[:beams]
+        if length >= bound:
+            finished += [(s / length**length_penalty, t) for s, t in chosen]
+            break
+        if len(finished) >= beams and finished[-1][0] >= chosen[0][0] / length**length_penalty:
+            break
+        running = chosen
+    return max(finished, key=lambda f: f[0])[1] if finished else []
+
+
+def batched(llm, seqs, bounds, beams, **kwargs) -> list[list[int]]:
+    labels = [torch.zeros(s.shape[0], dtype=torch.long) for s in seqs]
+    inputs = pad_sequences(seqs, labels, left_pad=True)
+    return beam_search(
+        llm,
+        inputs["inputs_embeds"],
+        inputs["attention_mask"],
+        inputs["position_ids"],
+        bounds,
+        num_beams=beams,
+        eos_id=EOS,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("beams", [1, 2, 4])
+def test_matches_cache_free_search_per_utterance(llm, beams: int) -> None:
+    seqs = prompts(beams, [5, 9, 3, 7, 6, 4])
+    bounds = [6, 2, 9, 1, 7, 5]
+    got = batched(llm, seqs, bounds, beams)
+    want = [naive_search(llm, s, b, beams) for s, b in zip(seqs, bounds)]
+    assert got == want
+    assert all(len(h) <= b for h, b in zip(got, bounds))
+    # some finish on EOS before their bound, some at it: both paths are exercised
+    assert any(len(h) < b for h, b in zip(got, bounds)), got
+    assert any(len(h) == b for h, b in zip(got, bounds)), got
+
+
+@pytest.mark.parametrize(("length_penalty", "repetition_penalty"), [(0.5, 1.0), (1.0, 1.6)])
+def test_penalties_match_cache_free_search(llm, length_penalty, repetition_penalty) -> None:
+    seqs = prompts(7, [4, 8, 6])
+    bounds = [8, 8, 5]
+    kw = {"length_penalty": length_penalty, "repetition_penalty": repetition_penalty}
+    got = batched(llm, seqs, bounds, 3, **kw)
+    want = [naive_search(llm, s, b, 3, **kw) for s, b in zip(seqs, bounds)]
+    assert got == want
+
+
+def test_batch_order_and_membership_do_not_matter(llm) -> None:
+    seqs = prompts(11, [6, 3, 8, 5, 7])
+    bounds = [7, 3, 9, 1, 6]
+    together = batched(llm, seqs, bounds, 4)
+    alone = [batched(llm, [s], [b], 4)[0] for s, b in zip(seqs, bounds)]
+    assert together == alone
+    order = [4, 2, 0, 3, 1]
+    shuffled = batched(llm, [seqs[i] for i in order], [bounds[i] for i in order], 4)
+    assert shuffled == [together[i] for i in order]
+
+
+def test_greedy_is_argmax_until_eos(llm) -> None:
+    (seq,) = prompts(3, [6])
+    embed = llm.get_input_embeddings()
+    toks: list[int] = []
+    for _ in range(10):
+        ids = torch.tensor(toks, dtype=torch.long)
+        with torch.no_grad():
+            logits = llm(inputs_embeds=torch.cat([seq, embed(ids)])[None]).logits[0, -1]
+        tok = int(logits.argmax())
+        if tok == EOS:
+            break
+        toks.append(tok)
+    assert batched(llm, [seq], [10], 1) == [toks]
+
+
+def test_rejects_bad_arguments(llm) -> None:
+    seqs = prompts(0, [3, 4])
+    with pytest.raises(ValueError, match="bounds for a batch"):
+        batched(llm, seqs, [3], 2)
+    with pytest.raises(ValueError, match=">= 1"):
+        batched(llm, seqs, [3, 0], 2)
+    assert all(len(h) <= 1 for h in batched(llm, seqs, [1, 1], 2))

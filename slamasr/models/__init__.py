@@ -44,8 +44,12 @@ def build_model(cfg: ModelConfig, device: str | torch.device = "cpu") -> SlamASR
     cfg.validate()
     encoder = build_encoder(cfg.encoder, device)
     llm, tokenizer = load_llm(cfg.llm, device)
-    llm_dim = llm.get_input_embeddings().embedding_dim
-    projector = build_projector(cfg.projector, encoder.output_dim, llm_dim).to(device)
+    embedding = llm.get_input_embeddings()
+    llm_dim = embedding.embedding_dim
+    with torch.no_grad():  # RMS of the LLM's token embeddings: the scale text enters at
+        text_rms = float(embedding.weight.float().pow(2).mean().sqrt())
+    projector = build_projector(cfg.projector, encoder.output_dim, llm_dim, text_rms)
+    projector = projector.to(device)
     template = PromptTemplate(tokenizer, cfg.prompt, add_bos=cfg.llm.add_bos)
     model = SlamASR(encoder, projector, llm, tokenizer, template)
     names = [n for n, p in model.named_parameters() if p.requires_grad]

@@ -7,6 +7,7 @@ from typing import Optional
 
 ENCODERS = ("whisper", "hubert", "wavlm", "wav2vec2", "fbank")
 PROJECTORS = ("mlp", "linear")
+PROJECTOR_OUTPUT_NORMS = ("none", "rms", "rms_fixed")
 TEMPLATES = ("plain", "chat")
 
 
@@ -61,11 +62,22 @@ class EncoderConfig:
 
 @dataclass
 class ProjectorConfig:
-    """Downsampler + projector (``model.projector``): concat k frames, then MLP or linear."""
+    """Downsampler + projector (``model.projector``): concat k frames, then MLP or linear.
+
+    Attributes:
+        name: mlp (Linear-ReLU-Linear, the paper) | linear.
+        downsample_rate: k, frames concatenated per LLM position.
+        hidden_dim: width of the MLP's hidden layer.
+        output_norm: none (the paper) | rms: RMS-normalise each projected vector, then scale
+            it by a learned per-channel gain that starts at the RMS of the LLM's own token
+            embeddings, so speech positions enter the LLM at the scale of text | rms_fixed:
+            the same with the gain frozen at that value.
+    """
 
     name: str = "mlp"
     downsample_rate: int = 5
     hidden_dim: int = 2048
+    output_norm: str = "none"
 
     def validate(self) -> None:
         if self.name not in PROJECTORS:
@@ -74,6 +86,11 @@ class ProjectorConfig:
             )
         if self.downsample_rate < 1 or self.hidden_dim < 1:
             raise ValueError("model.projector.downsample_rate and hidden_dim must be >= 1")
+        if self.output_norm not in PROJECTOR_OUTPUT_NORMS:
+            raise ValueError(
+                f"model.projector.output_norm={self.output_norm!r}; choose one of "
+                f"{list(PROJECTOR_OUTPUT_NORMS)}"
+            )
 
 
 @dataclass

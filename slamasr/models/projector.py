@@ -29,6 +29,31 @@ class FrameDownsampler(nn.Module):
         return stacked, torch.div(lengths, self.rate, rounding_mode="floor")
 
 
+class OutputNorm(nn.Module):
+    """RMS-normalise each vector, then scale by a per-channel gain (learned or fixed).
+
+    Args:
+        dim: vector width.
+        init_gain: the gain's starting value (the LLM's token-embedding RMS).
+        learnable: a trained parameter, else a fixed buffer (kept in checkpoints).
+        eps: added to the mean square.
+    """
+
+    def __init__(self, dim: int, init_gain: float, learnable: bool, eps: float = 1e-6) -> None:
+        super().__init__()
+        gain = torch.full((dim,), float(init_gain))
+        if learnable:
+            self.gain = nn.Parameter(gain)
+        else:
+            self.register_buffer("gain", gain)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., dim)`` -> ``(..., dim)`` with RMS ``gain`` per vector."""
+        scale = torch.rsqrt(x.float().pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return (x * scale.to(x.dtype)) * self.gain.to(x.dtype)
+
+
 class Projector(nn.Module):
     """Downsample then map to the LLM width: ``mlp`` (Linear-ReLU-Linear) or ``linear``.
 
@@ -38,10 +63,19 @@ class Projector(nn.Module):
         llm_dim: the LLM's embedding width.
         downsample_rate: k.
         hidden_dim: width of the MLP's hidden layer (paper 2048).
+        output_norm: none | rms | rms_fixed (see ``ProjectorConfig``).
+        output_rms: the gain's starting value for ``rms``/``rms_fixed``.
     """
 
     def __init__(
-        self, name: str, encoder_dim: int, llm_dim: int, downsample_rate: int, hidden_dim: int
+        self,
+        name: str,
+        encoder_dim: int,
+        llm_dim: int,
+        downsample_rate: int,
+        hidden_dim: int,
+        output_norm: str = "none",
+        output_rms: float = 1.0,
     ) -> None:
         super().__init__()
         self.downsample = FrameDownsampler(downsample_rate)
@@ -54,6 +88,12 @@ class Projector(nn.Module):
             self.net = nn.Sequential(nn.Linear(in_dim, llm_dim))
         else:
             raise ValueError(f"unknown projector {name!r}; choose mlp or linear")
+        if output_norm == "none":
+            self.output_norm: nn.Module = nn.Identity()
+        elif output_norm in ("rms", "rms_fixed"):
+            self.output_norm = OutputNorm(llm_dim, output_rms, learnable=output_norm == "rms")
+        else:
+            raise ValueError(f"unknown output_norm {output_norm!r}; choose none, rms, rms_fixed")
         self.llm_dim = llm_dim
 
     def forward(
@@ -62,13 +102,27 @@ class Projector(nn.Module):
         """``(B, T, D), (B,)`` -> ``(B, T // k, llm_dim), (B,)``."""
         stacked, out_lengths = self.downsample(frames, lengths)  # (B, T', kD)
         weight = self.net[0].weight
-        return self.net(stacked.to(weight.dtype)), out_lengths  # (B, T', llm_dim)
+        projected = self.net(stacked.to(weight.dtype))  # (B, T', llm_dim)
+        return self.output_norm(projected), out_lengths
 
 
-def build_projector(cfg: ProjectorConfig, encoder_dim: int, llm_dim: int) -> Projector:
-    """Build the projector described by the ``model.projector`` section."""
+def build_projector(
+    cfg: ProjectorConfig, encoder_dim: int, llm_dim: int, output_rms: float = 1.0
+) -> Projector:
+    """Build the projector described by the ``model.projector`` section.
+
+    ``output_rms`` is the starting gain of an output norm (the LLM's token-embedding RMS).
+    """
     cfg.validate()
-    return Projector(cfg.name, encoder_dim, llm_dim, cfg.downsample_rate, cfg.hidden_dim)
+    return Projector(
+        cfg.name,
+        encoder_dim,
+        llm_dim,
+        cfg.downsample_rate,
+        cfg.hidden_dim,
+        output_norm=cfg.output_norm,
+        output_rms=output_rms,
+    )
 
 
 def projector_num_params(

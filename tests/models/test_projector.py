@@ -56,3 +56,38 @@ def test_linear_projector_shape_and_count() -> None:
     assert out.shape == (2, 2, 32) and lengths.tolist() == [2, 1]
     count = sum(p.numel() for p in proj.parameters())
     assert count == projector_num_params(16, 32, name="linear")
+
+
+@pytest.mark.parametrize("norm", ["rms", "rms_fixed"])
+def test_output_norm_scales_speech_to_the_given_rms(norm: str) -> None:
+    """Each projected vector leaves with RMS = the gain (the LLM's token-embedding RMS),
+    whatever the input's scale; the gain trains only for ``rms`` and is saved either way."""
+    proj = Projector("mlp", 8, 16, 5, 32, output_norm=norm, output_rms=0.13)
+    frames = 50.0 * torch.randn(2, 20, 8)
+    out, lengths = proj(frames, torch.tensor([20, 12]))
+    assert out.shape == (2, 4, 16) and lengths.tolist() == [4, 2]
+    torch.testing.assert_close(out.pow(2).mean(-1).sqrt(), torch.full((2, 4), 0.13))
+    trainable = {n for n, p in proj.named_parameters() if p.requires_grad}
+    assert ("output_norm.gain" in trainable) == (norm == "rms")
+    assert "output_norm.gain" in proj.state_dict()
+    plain = Projector("mlp", 8, 16, 5, 32)
+    assert sum(p.numel() for p in proj.parameters() if p.requires_grad) == sum(
+        p.numel() for p in plain.parameters()
+    ) + (16 if norm == "rms" else 0)
+
+
+def test_output_norm_gain_starts_at_the_llm_embedding_rms(tmp_path) -> None:
+    from slamasr.models import build_model
+    from tests.helpers import tiny_model_config
+
+    cfg = tiny_model_config("fbank", tmp_path)
+    cfg.projector.output_norm = "rms"
+    model = build_model(cfg)
+    table = model.llm.get_input_embeddings().weight
+    want = float(table.pow(2).mean().sqrt())
+    torch.testing.assert_close(
+        model.projector.output_norm.gain, torch.full((table.shape[1],), want)
+    )
+    cfg.projector.output_norm = "layer"
+    with pytest.raises(ValueError, match="model.projector.output_norm='layer'"):
+        cfg.validate()

@@ -613,6 +613,7 @@ class DecodeRun:
     wall_seconds: float
     audio_seconds: float
     hyps: dict[str, str]
+    search: str = "native"
 
     def summary(self, reference_hyps: Optional[dict[str, str]]) -> dict[str, Any]:
         """JSON-ready figures; mismatches are counted against ``reference_hyps`` if given."""
@@ -623,6 +624,7 @@ class DecodeRun:
             "mode": self.mode,
             "num_beams": self.num_beams,
             "batch_size": self.batch_size,
+            "search": self.search,
             "utterances": len(self.hyps),
             "wall_seconds": self.wall_seconds,
             "audio_seconds": self.audio_seconds,
@@ -638,12 +640,16 @@ def decode_timed(
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype,
+    search: str = "native",
 ) -> DecodeRun:
-    """Decode every batch of ``loader`` (encoder included) and time it."""
+    """Decode every batch of ``loader`` (encoder included) and time it.
+
+    ``search``: native (slamasr's batched beam search) | hf (transformers' generate).
+    """
     from slamasr.decoding import decode_batch
     from slamasr.decoding_config import DecodeConfig
 
-    cfg = DecodeConfig(num_beams=num_beams)
+    cfg = DecodeConfig(num_beams=num_beams, search=search)
     setup.model.eval()
     hyps: dict[str, str] = {}
     audio = 0.0
@@ -653,7 +659,8 @@ def decode_timed(
         hyps.update(decode_batch(setup.model, batch, cfg, device, dtype))
         audio += float(batch["durations"].sum())
     synchronize(device)
-    return DecodeRun(setup.name, num_beams, batch_size, time.perf_counter() - start, audio, hyps)
+    wall = time.perf_counter() - start
+    return DecodeRun(setup.name, num_beams, batch_size, wall, audio, hyps, search)
 
 
 def hypothesis_mismatches(batched: dict[str, str], single: dict[str, str]) -> list[str]:
@@ -764,7 +771,10 @@ class BenchmarkOptions:
         amortize_epochs: epochs over which the cache build is also reported amortized.
         decode_dtype: ours' decoding autocast dtype: auto | float32 | bfloat16 (auto: bf16
             when the LLM weights are bf16).
-        reference_decode: also decode with the reference-like mode (batch 1, beam 4).
+        reference_decode: also decode with the reference-like mode (batch 1, beam 4,
+            transformers' ``generate``).
+        search: ours' beam search: native (prompt once per utterance, per-utterance bounds)
+            | hf (transformers' ``generate``, to measure the native search against it).
         decode_input: ours decodes from ``cache`` (encoder outputs computed once, timed and
             reported apart, as the recipe decodes its test sets) or ``features`` (encoder run
             inside the timed decoding).
@@ -790,6 +800,7 @@ class BenchmarkOptions:
     amortize_epochs: int = 10
     decode_dtype: str = "auto"
     reference_decode: bool = True
+    search: str = "native"
     decode_input: str = "cache"
     decode_checkpoint: str = ""
     peak_seconds: float = 1.5
@@ -967,7 +978,9 @@ def run_decoding_modes(
         for size in sizes:
             logger.info("decoding: ours, beam %d, batch %d", beams, size)
             loader = decode_loader_for(ours_cuts, ours_cfg, size)
-            runs[size] = decode_timed(modes["ours"], loader, beams, size, device, dtype)
+            runs[size] = decode_timed(
+                modes["ours"], loader, beams, size, device, dtype, opts.search
+            )
         rows += [runs[s].summary(runs[1].hyps) for s in sizes]
     for row in rows:
         row["rtf_incl_cache_build"] = ratio(
@@ -983,7 +996,7 @@ def run_decoding_modes(
     if opts.reference_decode:
         logger.info("decoding: reference-like, beam 4, batch 1")
         loader = decode_loader_for(cuts, data_cfg, 1)
-        ref = decode_timed(modes["reference"], loader, 4, 1, device, torch.float32)
+        ref = decode_timed(modes["reference"], loader, 4, 1, device, torch.float32, "hf")
         out["reference"] = ref.summary(None)
     return out
 
@@ -1132,9 +1145,9 @@ def decoding_table(result: dict[str, Any]) -> list[str]:
     if not rows:
         return ["(no decoding run)"]
     lines = [
-        "| mode | input | beams | batch | utts | audio s | wall s | RTF | RTF incl. cache build "
-        "| speed-up vs ours batch 1 | hyps differing from batch 1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | input | search | beams | batch | utts | audio s | wall s | RTF "
+        "| RTF incl. cache build | speed-up vs ours batch 1 | hyps differing from batch 1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in rows:
         single = batch1(dec.get("ours", []), d["num_beams"])
@@ -1144,7 +1157,8 @@ def decoding_table(result: dict[str, Any]) -> list[str]:
         source = dec.get("ours_input", "features") if ours else "features"
         incl = f"{d['rtf_incl_cache_build']:.3f}" if ours and source == "cache" else "-"
         lines.append(
-            f"| {d['mode']} | {source} | {d['num_beams']} | {d['batch_size']} "
+            f"| {d['mode']} | {source} | {d.get('search', 'hf')} | {d['num_beams']} "
+            f"| {d['batch_size']} "
             f"| {d['utterances']} | {d['audio_seconds']:.1f} | {d['wall_seconds']:.1f} "
             f"| {d['rtf']:.3f} | {incl} | {speed:.2f}x | {miss} |"
         )

@@ -57,6 +57,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--decode-dtype", default="auto", choices=("auto", "float32", "bfloat16"))
     p.add_argument("--no-reference-decode", action="store_true")
+    p.add_argument("--search", default="native", choices=("native", "hf"),
+                   help="ours' beam search (the reference: transformers' generate)")  # fmt: skip
     p.add_argument("--decode-input", default="cache", choices=("cache", "features"))
     p.add_argument("--decode-checkpoint", default="", help="checkpoint dir to decode with")
     p.add_argument("--work-dir", default="", help="subset + cache dir (default: temporary)")
@@ -84,6 +86,7 @@ def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
         work_dir=args.work_dir,
         decode_dtype=args.decode_dtype,
         reference_decode=not args.no_reference_decode,
+        search=args.search,
         decode_checkpoint=args.decode_checkpoint,
         decode_input=args.decode_input,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
@@ -40,7 +41,15 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--decode-dir", type=Path, required=True, help="output dir")
     parser.add_argument("--num-beams", type=int, default=4, help="beam size")
     parser.add_argument("--batch-size", type=int, default=8, help="cuts per batch")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="per utterance")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="per utterance, at most")
+    parser.add_argument(
+        "--max-new-tokens-per-second",
+        type=float,
+        default=8.0,
+        help="a batch generates at most this many tokens per second of its longest audio "
+        "(at least --min-new-tokens; 0: always --max-new-tokens)",
+    )
+    parser.add_argument("--min-new-tokens", type=int, default=16, help="floor of that bound")
     parser.add_argument(
         "--text-norm", choices=("upper", "lower", "none"), default="upper", help="ref/hyp norm"
     )
@@ -73,6 +82,15 @@ def _load_audio(cut) -> Optional[np.ndarray]:
     return audio.mean(axis=0).astype(np.float32)
 
 
+def token_bound(audios: list[np.ndarray], args: argparse.Namespace) -> int:
+    """New-token cap of a batch: from its longest audio, within [min, max]_new_tokens."""
+    if args.max_new_tokens_per_second <= 0:
+        return args.max_new_tokens
+    seconds = max(a.shape[0] for a in audios) / SAMPLE_RATE
+    bound = max(args.min_new_tokens, math.ceil(seconds * args.max_new_tokens_per_second))
+    return min(args.max_new_tokens, bound)
+
+
 def transcribe(model, processor, audios: list[np.ndarray], args: argparse.Namespace) -> list[str]:
     """Beam-search transcripts for a batch of 16-kHz waveforms (each padded to 30 s)."""
     features = processor.feature_extractor(
@@ -80,16 +98,23 @@ def transcribe(model, processor, audios: list[np.ndarray], args: argparse.Namesp
     ).input_features  # (B, n_mels, 3000)
     with torch.no_grad():
         ids = model.generate(
-            features.to(model.dtype), num_beams=args.num_beams, max_new_tokens=args.max_new_tokens
+            features.to(model.dtype),
+            num_beams=args.num_beams,
+            max_new_tokens=token_bound(audios, args),
         )
     return processor.batch_decode(ids, skip_special_tokens=True)
 
 
 def decode_cuts(model, processor, cuts, args: argparse.Namespace) -> tuple[list, list[str]]:
-    """Decodes all cuts; returns recogs triples and the ids of cuts whose audio failed."""
+    """Decodes all cuts; returns recogs triples and the ids of cuts whose audio failed.
+
+    Cuts are decoded longest first, so a batch holds utterances of similar length (its
+    token bound follows its longest one).
+    """
     results: list[RecogResult] = []
     bad: list[str] = []
-    for batch in _batches(cuts, args.batch_size):
+    ordered = sorted(cuts, key=lambda c: (-c.duration, c.id))
+    for batch in _batches(ordered, args.batch_size):
         loaded = [(cut, _load_audio(cut)) for cut in batch]
         good = [(cut, audio) for cut, audio in loaded if audio is not None]
         bad += [cut.id for cut, audio in loaded if audio is None]

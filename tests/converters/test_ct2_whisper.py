@@ -292,3 +292,17 @@ def test_whisper_baseline_writes_recogs_and_bad_cuts(
     assert by_id["utt-b"][0] == by_id["utt-b"][1] == TEST_SENTENCE.upper().rstrip(".").split()
     assert by_id["bad-1"] == (["GONE"], [])
     assert (tmp_path / "dec" / "bad-cuts-t.txt").read_text().split() == ["bad-1"]
+
+
+def test_whisper_baseline_token_bound_follows_the_longest_audio() -> None:
+    from slamasr.bin import whisper_baseline
+
+    args = whisper_baseline.get_parser().parse_args(
+        ["--model-dir", "m", "--cuts", "c", "--test-set", "t", "--decode-dir", "d"]
+    )
+    second = np.zeros(16000, dtype=np.float32)
+    assert whisper_baseline.token_bound([second], args) == 16  # the floor
+    assert whisper_baseline.token_bound([second, np.zeros(5 * 16000)], args) == 40
+    assert whisper_baseline.token_bound([np.zeros(40 * 16000)], args) == 128  # the cap
+    args.max_new_tokens_per_second = 0
+    assert whisper_baseline.token_bound([second], args) == 128

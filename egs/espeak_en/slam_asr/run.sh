@@ -81,22 +81,38 @@ fi
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "Stage 4: beam-search decoding of test and test_ood; Whisper's own decoder as reference"
   force_flag=""; [ "$force" = true ] && force_flag="--overwrite"
+  ref_dir=exp/whisper-tiny.en-own-decoder/decode-beam$baseline_beams
+  [ "$smoke" = true ] && ref_dir=exp/smoke-whisper-own-decoder/decode-beam$baseline_beams
+  mkdir -p "$ref_dir"
+  whisper_own_decoder() {
+    for s in test test_ood; do
+      if [ -f "$ref_dir/recogs-$s.txt" ] && [ "$force" != true ]; then continue; fi
+      python -m slamasr.bin.whisper_baseline --model-dir "$whisper_dir" --test-set $s \
+        --cuts data/manifests/espeak_cuts_$s.jsonl.gz --decode-dir "$ref_dir" \
+        --num-beams $baseline_beams --text-norm lower --num-threads "$1"
+    done > "$ref_dir/log-decode.txt" 2>&1
+  }
+  threads=0
+  if [ "$nj" -ge 2 ]; then  # beside ours, one thread each: no OpenMP oversubscription
+    threads=1
+    whisper_own_decoder 1 &
+    baseline_pid=$!
+  else
+    whisper_own_decoder 0 || { log "Whisper baseline failed: $ref_dir/log-decode.txt"; exit 1; }
+  fi
   # shellcheck disable=SC2086
   decode_dir=$(python -m slamasr.bin.decode --exp-dir "$exp_dir" $decode_opts --print-out-dir)
   if [ -f "$decode_dir/recogs-test_ood.txt" ] && [ "$force" != true ]; then
     log "$decode_dir has recogs; skipping (--force true redoes it)"
   else
+    [ "$threads" = 1 ] && export OMP_NUM_THREADS=1
     # shellcheck disable=SC2086
     python -m slamasr.bin.decode --exp-dir "$exp_dir" $force_flag $decode_opts
   fi
-  ref_dir=exp/whisper-tiny.en-own-decoder/decode-beam$baseline_beams
-  [ "$smoke" = true ] && ref_dir=exp/smoke-whisper-own-decoder/decode-beam$baseline_beams
-  for s in test test_ood; do
-    if [ -f "$ref_dir/recogs-$s.txt" ] && [ "$force" != true ]; then continue; fi
-    python -m slamasr.bin.whisper_baseline --model-dir "$whisper_dir" --test-set $s \
-      --cuts data/manifests/espeak_cuts_$s.jsonl.gz --decode-dir "$ref_dir" \
-      --num-beams $baseline_beams --text-norm lower
-  done
+  if [ -n "${baseline_pid:-}" ]; then
+    wait "$baseline_pid" || { log "Whisper baseline failed: see $ref_dir/log-decode.txt"; exit 1; }
+  fi
+  log "Whisper's own decoder: $ref_dir (log: $ref_dir/log-decode.txt)"
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then

@@ -37,12 +37,12 @@ def cache_manifest_path(out_dir: Path, cuts_path: Path) -> Path:
     return out_dir / f"{name}_enc.jsonl.gz"
 
 
-def _features_for(cut, frames: np.ndarray, key: str, storage: NumpyFilesWriter, rate: float):
-    """Lhotse Features describing stored encoder frames of ``cut``."""
+def _features_for(cut, shape: tuple, key: str, storage: NumpyFilesWriter, rate: float):
+    """Lhotse Features describing stored encoder frames ``(T, D)`` of ``cut``."""
     return Features(
         type="encoder_cache",
-        num_frames=frames.shape[0],
-        num_features=frames.shape[1],
+        num_frames=int(shape[0]),
+        num_features=int(shape[1]),
         frame_shift=1.0 / rate,
         sampling_rate=cut.sampling_rate,
         start=cut.start,
@@ -55,8 +55,11 @@ def _features_for(cut, frames: np.ndarray, key: str, storage: NumpyFilesWriter, 
 
 @torch.inference_mode()
 def encode_batches(encoder, loader, storage: NumpyFilesWriter, autocast: bool) -> dict:
-    """Encode every batch of ``loader``; return ``cut_id -> Features`` (None for bad cuts)."""
-    result: dict[str, Features | None] = {}
+    """Encode and store every batch of ``loader``.
+
+    Returns ``cut_id -> ((T, D), storage key)``, None for cuts that could not be read.
+    """
+    result: dict[str, tuple | None] = {}
     ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast)
     for batch in tqdm(loader, desc="encoder cache", unit="batch"):
         for cut_id in batch["bad_cut_ids"]:
@@ -68,7 +71,57 @@ def encode_batches(encoder, loader, storage: NumpyFilesWriter, autocast: bool) -
         frames = frames.float().cpu().numpy().astype(np.float16)
         for i, cut_id in enumerate(batch["cut_ids"]):
             arr = frames[i, : int(lengths[i])]  # (T_i, D)
-            result[cut_id] = (arr, storage.write(cut_id, arr))
+            result[cut_id] = (arr.shape, storage.write(cut_id, arr))
+    return result
+
+
+def _encode_shard(
+    cuts_path: str,
+    cut_ids: list[str],
+    storage_dir: str,
+    encoder_cfg: EncoderConfig,
+    data_cfg: DataConfig,
+    bf16: bool,
+    threads: int,
+) -> dict:
+    """One worker of a parallel cache build: encode ``cut_ids`` of the manifest."""
+    torch.set_num_threads(threads)
+    wanted = set(cut_ids)
+    cuts = CutSet.from_cuts(c for c in load_manifest_lazy(cuts_path) if c.id in wanted)
+    encoder = build_encoder(encoder_cfg)
+    loader = build_dataloader(cuts, data_cfg, train=False)
+    with NumpyFilesWriter(storage_dir) as storage:
+        return encode_batches(encoder, loader, storage, autocast=bf16)
+
+
+def _encode_parallel(cuts, cuts_path, storage_dir, encoder_cfg, cfg, bf16, num_jobs) -> dict:
+    """Split the cuts over ``num_jobs`` processes (balanced by duration), one thread each
+    (or the cores shared out), all writing into ``storage_dir``."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ordered = sorted(cuts, key=lambda c: -c.duration)
+    shards = [[c.id for c in ordered[i::num_jobs]] for i in range(num_jobs)]
+    threads = max(1, torch.get_num_threads() // num_jobs)
+    result: dict = {}
+    ctx = multiprocessing.get_context("spawn")  # no forked OpenMP/torch state
+    with ProcessPoolExecutor(max_workers=num_jobs, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(
+                _encode_shard,
+                str(cuts_path),
+                ids,
+                str(storage_dir),
+                encoder_cfg,
+                cfg,
+                bf16,
+                threads,
+            )
+            for ids in shards
+            if ids
+        ]
+        for future in futures:
+            result.update(future.result())
     return result
 
 
@@ -79,6 +132,7 @@ def compute_encoder_cache(
     data_cfg: DataConfig,
     max_duration: float = 60.0,
     bf16: bool = True,
+    num_jobs: int = 1,
 ) -> Path:
     """Encode a feature manifest once and write a manifest of cached encoder outputs.
 
@@ -90,6 +144,8 @@ def compute_encoder_cache(
             input (whisper_mel, fbank or audio), not encoder_cache.
         max_duration: seconds of audio per encoder batch.
         bf16: run the encoder under bfloat16 autocast (stored as float16 either way).
+        num_jobs: encoder processes (each gets ``torch.get_num_threads() // num_jobs``
+            threads); on CPU, 2 one-thread processes encode faster than one 2-thread one.
 
     Returns:
         The output manifest path (existing outputs are reused, never overwritten).
@@ -102,14 +158,22 @@ def compute_encoder_cache(
     if data_cfg.input_kind == "encoder_cache":
         raise ValueError("compute_encoder_cache needs the encoder's input kind, not encoder_cache")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if num_jobs < 1:
+        raise ValueError(f"num_jobs={num_jobs} must be >= 1")
     cuts = load_manifest_lazy(cuts_path)
     encoder = build_encoder(encoder_cfg)
     cfg = replace(data_cfg, max_duration=max_duration, decode_sort_by_duration=True)
-    loader = build_dataloader(cuts, cfg, train=False)
     start = time.time()
     tmp_path = out_path.with_name(out_path.name + ".tmp.jsonl.gz")
-    with NumpyFilesWriter(out_dir / out_path.name.replace(".jsonl.gz", "")) as storage:
-        encoded = encode_batches(encoder, loader, storage, autocast=bf16)
+    storage_dir = out_dir / out_path.name.replace(".jsonl.gz", "")
+    with NumpyFilesWriter(storage_dir) as storage:
+        if num_jobs == 1:
+            loader = build_dataloader(cuts, cfg, train=False)
+            encoded = encode_batches(encoder, loader, storage, autocast=bf16)
+        else:
+            encoded = _encode_parallel(
+                cuts, cuts_path, storage_dir, encoder_cfg, cfg, bf16, num_jobs
+            )
         rate = float(encoder.frame_rate_hz)
         with CutSet.open_writer(tmp_path) as writer:
             for cut in cuts:
@@ -117,8 +181,9 @@ def compute_encoder_cache(
                 if item is None:
                     writer.write(fastcopy(cut, features=None, recording=cut.recording))
                     continue
-                arr, key = item
-                writer.write(fastcopy(cut, features=_features_for(cut, arr, key, storage, rate)))
+                shape, key = item
+                feats = _features_for(cut, shape, key, storage, rate)
+                writer.write(fastcopy(cut, features=feats))
     bad = sum(v is None for v in encoded.values())
     if encoded and bad == len(encoded):
         tmp_path.unlink()

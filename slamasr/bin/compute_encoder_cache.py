@@ -33,6 +33,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-duration", type=float, default=60.0, help="seconds per batch")
     parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     parser.add_argument("--num-threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--num-jobs", type=int, default=1, help="encoder processes, sharing the threads"
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     return parser
 
@@ -53,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.num_threads)
     for cuts in args.cuts:
         compute_encoder_cache(
-            cuts, args.out_dir, cfg.model.encoder, cfg.data, args.max_duration, not args.fp32
+            cuts,
+            args.out_dir,
+            cfg.model.encoder,
+            cfg.data,
+            args.max_duration,
+            not args.fp32,
+            num_jobs=args.num_jobs,
         )
     return 0
 

@@ -67,7 +67,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
       --out-dir data/whisper_mel --kind whisper_mel --num-jobs $nj
     # shellcheck disable=SC2086
     python -m slamasr.bin.compute_encoder_cache --config "$config" --out-dir data/encoder_cache \
-      --cuts data/whisper_mel/espeak_cuts_${s}_whisper_mel80.jsonl.gz $overrides
+      --num-jobs $nj --cuts data/whisper_mel/espeak_cuts_${s}_whisper_mel80.jsonl.gz $overrides
   done
 fi
 

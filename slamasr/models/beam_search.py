@@ -220,10 +220,11 @@ def beam_search(
             break
         src = torch.tensor(src_beams, dtype=torch.long, device=device)
         new_tok = torch.tensor(new_tokens, dtype=torch.long, device=device)
-        cache.reorder_cache(src)  # select (and shrink to) the surviving beams
-        tokens = torch.cat([tokens[src], new_tok[:, None]], dim=1)
-        mask = torch.cat([mask[src], mask.new_ones(len(src_beams), 1)], dim=1)
-        next_pos = next_pos[src]
+        if src_beams != list(range(tokens.shape[0])):  # greedy with no row done: no copy
+            cache.reorder_cache(src)  # select (and shrink to) the surviving beams
+            tokens, mask, next_pos = tokens[src], mask[src], next_pos[src]
+        tokens = torch.cat([tokens, new_tok[:, None]], dim=1)
+        mask = torch.cat([mask, mask.new_ones(len(src_beams), 1)], dim=1)
         beam_scores = torch.tensor(new_scores, device=device).view(len(active), k)
         new_embeds = embed(new_tok[:, None]).to(inputs_embeds.dtype)  # (n'*k, 1, d)
         logits = step(new_embeds, mask, next_pos[:, None], cache)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SLAM-ASR on a laptop: Whisper tiny.en + SmolLM2-135M on eSpeak NG English, all offline.
 #
-#   ./run.sh                          # stages 0-5, about half an hour on 2 CPU cores
+#   ./run.sh                          # stages 0-5, about an hour on 2 CPU cores (training)
 #   ./run.sh --smoke true             # the same stages on a few utterances (CI)
 #   ./run.sh --stage 4 --stop-stage 5 --decode-opts "--checkpoint last"
 set -euo pipefail

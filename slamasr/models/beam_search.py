@@ -27,6 +27,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from slamasr.models.llm import decoder_and_head
+
 # (embeds (N, L, d), mask (N, L_past + L), positions (N, L), cache) -> logits (N, V) at the
 # last position; the cache (a transformers DynamicCache) is extended in place.
 StepFn = Callable[..., torch.Tensor]
@@ -59,24 +61,11 @@ def last_position_logits(llm: nn.Module) -> StepFn:
     Uses the decoder + linear head directly when the model is built that way (the vocabulary
     projection then runs on one position per row), else the full forward.
     """
-    base = head = None
-    try:
-        base, head = llm.get_decoder(), llm.get_output_embeddings()
-    except (AttributeError, NotImplementedError):
-        pass
-    cfg = llm.config
-    plain = (
-        base is not None
-        and base is not llm
-        and isinstance(head, nn.Linear)
-        and not getattr(cfg, "final_logit_softcapping", None)
-        and not getattr(cfg, "logit_scale", None)
-    )
-
-    target = base if plain else llm
+    parts = decoder_and_head(llm)
+    target = parts[0] if parts else llm
     # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns)
-    cache_arg = "cache" if "cache" in inspect.signature(target.forward).parameters else None
-    cache_arg = cache_arg or "past_key_values"
+    params = inspect.signature(target.forward).parameters
+    cache_arg = "cache" if "cache" in params else "past_key_values"
 
     def step(embeds, mask, positions, cache):
         kwargs = {
@@ -86,7 +75,8 @@ def last_position_logits(llm: nn.Module) -> StepFn:
             cache_arg: cache,
             "use_cache": True,
         }
-        if plain:
+        if parts:
+            base, head = parts
             return head(base(**kwargs).last_hidden_state[:, -1])
         return llm(**kwargs).logits[:, -1]
 

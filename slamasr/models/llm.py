@@ -71,6 +71,25 @@ def load_llm(cfg: LLMConfig, device: str | torch.device = "cpu") -> tuple[nn.Mod
     return model.to(device), tokenizer
 
 
+def decoder_and_head(llm: nn.Module) -> Optional[tuple[nn.Module, nn.Module]]:
+    """(base model, lm_head) when ``llm`` is a plain decoder + linear head, else None.
+
+    With the pair, callers run the vocabulary projection only where they need logits;
+    models with logit soft-capping or scaling (or no separable head) return None and are
+    run whole.
+    """
+    cfg = llm.config
+    if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+        return None
+    try:
+        base, head = llm.get_decoder(), llm.get_output_embeddings()
+    except (AttributeError, NotImplementedError):  # models without these accessors
+        return None
+    if base is None or base is llm or not isinstance(head, nn.Linear):
+        return None
+    return base, head
+
+
 def tokenizer_adds_bos(tokenizer: Any) -> bool:
     """True when the tokenizer puts BOS first by default (what the LM was used with)."""
     bos = tokenizer.bos_token_id

@@ -17,7 +17,7 @@ from torch import nn
 
 from slamasr.models.beam_search import beam_search
 from slamasr.models.encoders import SpeechEncoder
-from slamasr.models.llm import PromptTemplate
+from slamasr.models.llm import PromptTemplate, decoder_and_head
 from slamasr.models.projector import Projector
 
 logger = logging.getLogger(__name__)
@@ -174,26 +174,13 @@ class SlamASR(nn.Module):
         self, inputs: dict[str, torch.Tensor], selected: torch.Tensor
     ) -> torch.Tensor:
         """Vocabulary logits ``(N, V)`` only at positions ``selected`` ``(B, L-1)``."""
-        decoder = self._decoder_and_head()
+        decoder = decoder_and_head(self.llm)
         if decoder is None:
             logits = self.llm(**inputs, use_cache=False).logits  # (B, L, V)
             return logits[:, :-1][selected]
         base, head = decoder
         hidden = base(**inputs, use_cache=False).last_hidden_state  # (B, L, H)
         return head(hidden[:, :-1][selected])  # (N, V)
-
-    def _decoder_and_head(self) -> Optional[tuple[nn.Module, nn.Module]]:
-        """(base model, lm_head) when the LM is a plain decoder + linear head, else None."""
-        cfg = self.llm.config
-        if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
-            return None
-        try:
-            base, head = self.llm.get_decoder(), self.llm.get_output_embeddings()
-        except (AttributeError, NotImplementedError):
-            return None
-        if base is None or base is self.llm or not isinstance(head, nn.Linear):
-            return None
-        return base, head
 
     # ----------------------------------------------------------------- inference
 

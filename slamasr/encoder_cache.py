@@ -83,20 +83,27 @@ def _encode_shard(
     data_cfg: DataConfig,
     bf16: bool,
     threads: int,
-) -> dict:
-    """One worker of a parallel cache build: encode ``cut_ids`` of the manifest."""
+) -> tuple[dict, float]:
+    """One worker of a parallel cache build: encode ``cut_ids`` of the manifest.
+
+    Returns what :func:`encode_batches` returns and the encoder's frame rate.
+    """
     torch.set_num_threads(threads)
     wanted = set(cut_ids)
     cuts = CutSet.from_cuts(c for c in load_manifest_lazy(cuts_path) if c.id in wanted)
     encoder = build_encoder(encoder_cfg)
     loader = build_dataloader(cuts, data_cfg, train=False)
     with NumpyFilesWriter(storage_dir) as storage:
-        return encode_batches(encoder, loader, storage, autocast=bf16)
+        encoded = encode_batches(encoder, loader, storage, autocast=bf16)
+    return encoded, float(encoder.frame_rate_hz)
 
 
-def _encode_parallel(cuts, cuts_path, storage_dir, encoder_cfg, cfg, bf16, num_jobs) -> dict:
+def _encode_parallel(
+    cuts, cuts_path, storage_dir, encoder_cfg, cfg, bf16, num_jobs
+) -> tuple[dict, float]:
     """Split the cuts over ``num_jobs`` processes (balanced by duration), one thread each
-    (or the cores shared out), all writing into ``storage_dir``."""
+    (or the cores shared out), all writing into ``storage_dir``; the encoder is loaded in
+    the workers only. Returns the merged results and the frame rate."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -104,6 +111,7 @@ def _encode_parallel(cuts, cuts_path, storage_dir, encoder_cfg, cfg, bf16, num_j
     shards = [[c.id for c in ordered[i::num_jobs]] for i in range(num_jobs)]
     threads = max(1, torch.get_num_threads() // num_jobs)
     result: dict = {}
+    rate = 0.0
     ctx = multiprocessing.get_context("spawn")  # no forked OpenMP/torch state
     with ProcessPoolExecutor(max_workers=num_jobs, mp_context=ctx) as pool:
         futures = [
@@ -121,8 +129,9 @@ def _encode_parallel(cuts, cuts_path, storage_dir, encoder_cfg, cfg, bf16, num_j
             if ids
         ]
         for future in futures:
-            result.update(future.result())
-    return result
+            encoded, rate = future.result()
+            result.update(encoded)
+    return result, rate
 
 
 def compute_encoder_cache(
@@ -157,24 +166,24 @@ def compute_encoder_cache(
         return out_path
     if data_cfg.input_kind == "encoder_cache":
         raise ValueError("compute_encoder_cache needs the encoder's input kind, not encoder_cache")
-    out_dir.mkdir(parents=True, exist_ok=True)
     if num_jobs < 1:
         raise ValueError(f"num_jobs={num_jobs} must be >= 1")
+    out_dir.mkdir(parents=True, exist_ok=True)
     cuts = load_manifest_lazy(cuts_path)
-    encoder = build_encoder(encoder_cfg)
     cfg = replace(data_cfg, max_duration=max_duration, decode_sort_by_duration=True)
     start = time.time()
     tmp_path = out_path.with_name(out_path.name + ".tmp.jsonl.gz")
     storage_dir = out_dir / out_path.name.replace(".jsonl.gz", "")
     with NumpyFilesWriter(storage_dir) as storage:
         if num_jobs == 1:
+            encoder = build_encoder(encoder_cfg)
             loader = build_dataloader(cuts, cfg, train=False)
             encoded = encode_batches(encoder, loader, storage, autocast=bf16)
-        else:
-            encoded = _encode_parallel(
+            rate = float(encoder.frame_rate_hz)
+        else:  # the encoder is loaded in the workers only
+            encoded, rate = _encode_parallel(
                 cuts, cuts_path, storage_dir, encoder_cfg, cfg, bf16, num_jobs
             )
-        rate = float(encoder.frame_rate_hz)
         with CutSet.open_writer(tmp_path) as writer:
             for cut in cuts:
                 item = encoded.get(cut.id)

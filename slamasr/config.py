@@ -62,6 +62,7 @@ class ExperimentConfig:
         check_model_paths(self)
         check_encoder_data_fit(self)
         check_prompt_fits_llm(self)
+        check_ctc_warmup(self)
 
 
 # --------------------------------------------------------------------------- cross-checks
@@ -178,6 +179,16 @@ def has_chat_template(llm_dir: Path) -> bool:
         return bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
     except ValueError:
         return False
+
+
+def check_ctc_warmup(cfg: ExperimentConfig) -> None:
+    """``train.ctc_only_steps`` trains on the projector's CTC loss, which must exist."""
+    if cfg.train.ctc_only_steps > 0 and cfg.model.projector.ctc_weight <= 0:
+        raise ConfigError(
+            f"train.ctc_only_steps={cfg.train.ctc_only_steps} trains on the projector's "
+            f"auxiliary CTC loss, but model.projector.ctc_weight=0 (no CTC head); set "
+            f"model.projector.ctc_weight > 0 (e.g. 0.5) or train.ctc_only_steps=0"
+        )
 
 
 def check_prompt_fits_llm(cfg: ExperimentConfig) -> None:

@@ -188,6 +188,12 @@ BAD_CONFIGS = [
         "whisper80",
         ["data.max_audio_seconds=45", "set data.max_audio_seconds=30"],
     ),  # noqa: E501
+    (
+        ["train.ctc_only_steps=100"],
+        "whisper80",
+        ["train.ctc_only_steps=100", "model.projector.ctc_weight=0", "set model.projector"],
+    ),
+    (["model.projector.ctc_weight=-1"], "whisper80", ["model.projector.ctc_weight=-1", ">= 0"]),
 ]
 
 

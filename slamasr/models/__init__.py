@@ -51,7 +51,9 @@ def build_model(cfg: ModelConfig, device: str | torch.device = "cpu") -> SlamASR
     projector = build_projector(cfg.projector, encoder.output_dim, llm_dim, text_rms)
     projector = projector.to(device)
     template = PromptTemplate(tokenizer, cfg.prompt, add_bos=cfg.llm.add_bos)
-    model = SlamASR(encoder, projector, llm, tokenizer, template)
+    model = SlamASR(
+        encoder, projector, llm, tokenizer, template, ctc_weight=cfg.projector.ctc_weight
+    )
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     logger.info(
         "SlamASR: encoder %s (%d-d, %.0f Hz), LLM %d-d; %d trainable parameters in %d tensors",

@@ -72,12 +72,17 @@ class ProjectorConfig:
             it by a learned per-channel gain that starts at the RMS of the LLM's own token
             embeddings, so speech positions enter the LLM at the scale of text | rms_fixed:
             the same with the gain frozen at that value.
+        ctc_weight: weight of an auxiliary CTC loss on the projector's output, scored by
+            cosine against the frozen LLM's token embeddings (``slamasr.models.ctc``; not
+            in the paper); 0 = off (the paper). Adds a learned blank vector and logit scale
+            to the trained parameters. See also ``train.ctc_only_steps``.
     """
 
     name: str = "mlp"
     downsample_rate: int = 5
     hidden_dim: int = 2048
     output_norm: str = "none"
+    ctc_weight: float = 0.0
 
     def validate(self) -> None:
         if self.name not in PROJECTORS:
@@ -86,6 +91,10 @@ class ProjectorConfig:
             )
         if self.downsample_rate < 1 or self.hidden_dim < 1:
             raise ValueError("model.projector.downsample_rate and hidden_dim must be >= 1")
+        if not self.ctc_weight >= 0:
+            raise ValueError(
+                f"model.projector.ctc_weight={self.ctc_weight}; must be >= 0 (0 = off)"
+            )
         if self.output_norm not in PROJECTOR_OUTPUT_NORMS:
             raise ValueError(
                 f"model.projector.output_norm={self.output_norm!r}; choose one of "

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from slamasr.models.config import ProjectorConfig
+from slamasr.models.ctc import TokenCTCHead
 
 
 class FrameDownsampler(nn.Module):
@@ -65,6 +66,7 @@ class Projector(nn.Module):
         hidden_dim: width of the MLP's hidden layer (paper 2048).
         output_norm: none | rms | rms_fixed (see ``ProjectorConfig``).
         output_rms: the gain's starting value for ``rms``/``rms_fixed``.
+        ctc_head: also build the auxiliary CTC head (``self.ctc``, see ``slamasr.models.ctc``).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Projector(nn.Module):
         hidden_dim: int,
         output_norm: str = "none",
         output_rms: float = 1.0,
+        ctc_head: bool = False,
     ) -> None:
         super().__init__()
         self.downsample = FrameDownsampler(downsample_rate)
@@ -95,6 +98,7 @@ class Projector(nn.Module):
         else:
             raise ValueError(f"unknown output_norm {output_norm!r}; choose none, rms, rms_fixed")
         self.llm_dim = llm_dim
+        self.ctc: TokenCTCHead | None = TokenCTCHead(llm_dim) if ctc_head else None
 
     def forward(
         self, frames: torch.Tensor, lengths: torch.Tensor
@@ -122,6 +126,7 @@ def build_projector(
         cfg.hidden_dim,
         output_norm=cfg.output_norm,
         output_rms=output_rms,
+        ctc_head=cfg.ctc_weight > 0,
     )
 
 

@@ -34,6 +34,7 @@ class SlamASR(nn.Module):
         llm: a Hugging Face causal LM (frozen).
         tokenizer: its tokenizer.
         template: the prompt template.
+        ctc_weight: weight of the projector's auxiliary CTC loss (needs ``projector.ctc``).
     """
 
     def __init__(
@@ -43,13 +44,17 @@ class SlamASR(nn.Module):
         llm: nn.Module,
         tokenizer: Any,
         template: PromptTemplate,
+        ctc_weight: float = 0.0,
     ) -> None:
         super().__init__()
+        if ctc_weight > 0 and projector.ctc is None:
+            raise ValueError("ctc_weight > 0 needs a projector built with its CTC head")
         self.encoder = encoder
         self.projector = projector
         self.llm = llm
         self.tokenizer = tokenizer
         self.template = template
+        self.ctc_weight = ctc_weight
         self.llm.requires_grad_(False)
         self.llm.eval()
 
@@ -134,15 +139,22 @@ class SlamASR(nn.Module):
         return seq, labels
 
     def build_inputs(
-        self, batch: dict[str, Any], with_targets: bool, left_pad: bool
+        self,
+        batch: dict[str, Any],
+        with_targets: bool,
+        left_pad: bool,
+        speech: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     ) -> dict[str, torch.Tensor]:
         """Embeddings, mask, position ids and labels for a batch.
+
+        Args:
+            speech: already projected ``(speech, lengths)``; computed when None.
 
         Returns:
             dict with inputs_embeds ``(B, L, d)``, attention_mask ``(B, L)``,
             position_ids ``(B, L)`` and labels ``(B, L)``.
         """
-        speech, lengths = self.embed_speech(batch)  # (B, N, d)
+        speech, lengths = speech if speech is not None else self.embed_speech(batch)  # (B, N, d)
         prompts = self._prompts(batch, training=with_targets and self.training)
         seqs, labels = [], []
         for i, prompt in enumerate(prompts):
@@ -154,21 +166,54 @@ class SlamASR(nn.Module):
 
     # ----------------------------------------------------------------- training
 
-    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Teacher-forced loss over transcript tokens + EOS.
+    def forward(self, batch: dict[str, Any], llm_loss: bool = True) -> dict[str, torch.Tensor]:
+        """Teacher-forced loss over transcript tokens + EOS (+ the weighted auxiliary CTC).
+
+        Args:
+            llm_loss: run the frozen LLM; False trains on the CTC loss alone (needs the CTC
+                head), which skips the LLM's forward and backward entirely.
 
         Returns:
-            dict: loss (mean CE), num_tokens (supervised tokens), num_correct (argmax hits).
+            dict: loss (what to minimise: ``ce + ctc_weight * ctc``), ce (mean CE over target
+            tokens; 0 without the LLM), num_tokens (supervised tokens; 0 without the LLM),
+            num_correct (argmax hits), and with the CTC head ctc (mean CTC per target token)
+            and num_utts.
         """
-        inputs = self.build_inputs(batch, with_targets=True, left_pad=False)
-        labels = inputs.pop("labels")  # (B, L)
-        targets = labels[:, 1:]  # (B, L-1): token t+1 predicted at position t
-        selected = targets != IGNORE_INDEX  # (B, L-1)
-        logits = self._supervised_logits(inputs, selected)  # (N, V)
-        gold = targets[selected]  # (N,)
-        loss = nn.functional.cross_entropy(logits.float(), gold)
-        correct = (logits.argmax(-1) == gold).sum()
-        return {"loss": loss, "num_tokens": selected.sum(), "num_correct": correct}
+        speech, lengths = self.embed_speech(batch)  # (B, N, d), (B,)
+        out: dict[str, torch.Tensor] = {}
+        if self.ctc_weight > 0:
+            out["ctc"] = self._ctc_loss(batch, speech, lengths)
+            out["num_utts"] = torch.tensor(speech.shape[0])
+        elif not llm_loss:
+            raise ValueError("llm_loss=False trains on the CTC loss alone: needs ctc_weight > 0")
+        if llm_loss:
+            inputs = self.build_inputs(batch, True, left_pad=False, speech=(speech, lengths))
+            labels = inputs.pop("labels")  # (B, L)
+            targets = labels[:, 1:]  # (B, L-1): token t+1 predicted at position t
+            selected = targets != IGNORE_INDEX  # (B, L-1)
+            logits = self._supervised_logits(inputs, selected)  # (N, V)
+            gold = targets[selected]  # (N,)
+            ce = nn.functional.cross_entropy(logits.float(), gold)
+            out.update(
+                ce=ce, num_tokens=selected.sum(), num_correct=(logits.argmax(-1) == gold).sum()
+            )
+            out["loss"] = ce + self.ctc_weight * out["ctc"] if "ctc" in out else ce
+        else:
+            zero = torch.zeros((), dtype=torch.long)
+            out.update(ce=torch.zeros(()), num_tokens=zero, num_correct=zero, loss=out["ctc"])
+        return out
+
+    def _ctc_loss(
+        self, batch: dict[str, Any], speech: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """The projector's auxiliary CTC loss against the transcript's token ids (no EOS)."""
+        eos = self.template.eos_id
+        targets = []
+        for text in batch["texts"]:
+            ids = self.template.target_ids(text)
+            targets.append(ids[:-1] if ids and ids[-1] == eos else ids)
+        embedding = self.llm.get_input_embeddings().weight
+        return self.projector.ctc.loss(speech, lengths, targets, embedding)
 
     def _supervised_logits(
         self, inputs: dict[str, torch.Tensor], selected: torch.Tensor

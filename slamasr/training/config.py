@@ -30,6 +30,9 @@ class TrainConfig:
         device: auto (CUDA when available, else CPU) | cpu | cuda.
         tensorboard: write TensorBoard event files to ``exp_dir/tensorboard``.
         progress_bar: show a tqdm bar on rank 0.
+        ctc_only_steps: the first N optimizer steps train the projector on its auxiliary CTC
+            loss alone, without running the frozen LLM (needs ``model.projector.ctc_weight``
+            > 0); a warm-up that sees many utterances per second. 0 = off.
     """
 
     lr: float = 1e-4
@@ -52,6 +55,7 @@ class TrainConfig:
     device: str = "auto"
     tensorboard: bool = True
     progress_bar: bool = True
+    ctc_only_steps: int = 0
 
     def validate(self) -> None:
         """Check values without building anything; raise ValueError naming the key."""
@@ -66,5 +70,7 @@ class TrainConfig:
         for key in ("valid_interval", "save_interval", "log_interval", "max_bad_steps"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"train.{key} must be > 0")
+        if self.ctc_only_steps < 0:
+            raise ValueError("train.ctc_only_steps must be >= 0 (0 = off)")
         if self.warmup_steps < 0 or self.keep_last < 1 or self.patience < 0:
             raise ValueError("train.warmup_steps/patience must be >= 0 and train.keep_last >= 1")

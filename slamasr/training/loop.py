@@ -37,7 +37,7 @@ from slamasr.training.distributed import (
     broadcast_parameters,
 )
 from slamasr.training.optim import build_optimizer, build_scheduler
-from slamasr.training.report import TrainingReporter
+from slamasr.training.report import STATS, TrainingReporter
 from slamasr.utils import set_seed
 
 Batch = dict[str, Any]
@@ -170,8 +170,11 @@ class EpochStream:
 # --------------------------------------------------------------------------- one step
 
 
-def compute_loss(trainer: Trainer, batch: Batch) -> dict[str, torch.Tensor]:
-    """Forward one batch under autocast; return the model's loss dict."""
+def compute_loss(trainer: Trainer, batch: Batch, llm_loss: bool = True) -> dict[str, torch.Tensor]:
+    """Forward one batch under autocast; return the model's loss dict.
+
+    ``llm_loss=False``: the projector's auxiliary CTC loss only (``train.ctc_only_steps``).
+    """
     batch = move_batch(batch, trainer.device)
     use_autocast = trainer.autocast_dtype != torch.float32
     ctx = (
@@ -180,7 +183,7 @@ def compute_loss(trainer: Trainer, batch: Batch) -> dict[str, torch.Tensor]:
         else contextlib.nullcontext()
     )
     with ctx:
-        return trainer.model(batch)
+        return trainer.model(batch) if llm_loss else trainer.model(batch, llm_loss=False)
 
 
 def _batch_seconds(batch: Batch) -> float:
@@ -192,22 +195,27 @@ def _accumulate(trainer: Trainer, stream: EpochStream) -> torch.Tensor:
     """Run ``grad_accum`` forward/backward passes.
 
     Returns:
-        float64 tensor (5,): [loss * tokens, tokens, correct, audio seconds, non-finite flag].
+        float64 tensor (STATS,): [LLM CE * tokens, tokens, correct, audio seconds,
+        non-finite flag, CTC * utterances, utterances with a CTC loss].
     """
-    stats = torch.zeros(5, dtype=torch.float64)
+    stats = torch.zeros(STATS, dtype=torch.float64)
+    llm_loss = trainer.state.step >= trainer.cfg.ctc_only_steps
     for _ in range(trainer.cfg.grad_accum):
         batch = stream.next()
-        out = compute_loss(trainer, batch)
+        out = compute_loss(trainer, batch, llm_loss)
         loss = out["loss"]
         if not torch.isfinite(loss.detach()).item():
             stats[4] = 1.0
             continue
         (loss.float() / trainer.cfg.grad_accum).backward()
         tokens = float(out["num_tokens"])
-        stats[0] += float(loss.detach()) * tokens
+        stats[0] += float(out.get("ce", loss).detach()) * tokens
         stats[1] += tokens
         stats[2] += float(out["num_correct"])
         stats[3] += _batch_seconds(batch)
+        if "ctc" in out:
+            stats[5] += float(out["ctc"].detach()) * float(out["num_utts"])
+            stats[6] += float(out["num_utts"])
     return stats
 
 
@@ -266,19 +274,27 @@ def _count_bad_step(trainer: Trainer) -> None:
 
 @torch.no_grad()
 def validate(trainer: Trainer) -> dict[str, float]:
-    """Dev loss (token-weighted) and next-token accuracy, summed over all ranks' shards."""
+    """Dev LLM loss (token-weighted CE) and next-token accuracy, summed over all ranks'
+    shards; with the auxiliary CTC head also its dev loss (``ctc``, utterance-weighted)."""
     trainer.model.eval()
-    stats = torch.zeros(2 + 1, dtype=torch.float64)  # loss*tokens, tokens, correct
+    stats = torch.zeros(5, dtype=torch.float64)  # ce*tokens, tokens, correct, ctc*utts, utts
     for i, batch in enumerate(trainer.dev_loader):
         if trainer.cfg.valid_max_batches and i >= trainer.cfg.valid_max_batches:
             break
         out = compute_loss(trainer, batch)
         tokens = float(out["num_tokens"])
-        stats += torch.tensor([float(out["loss"]) * tokens, tokens, float(out["num_correct"])])
+        ce = float(out.get("ce", out["loss"]))
+        stats[:3] += torch.tensor([ce * tokens, tokens, float(out["num_correct"])])
+        if "ctc" in out:
+            stats[3] += float(out["ctc"]) * float(out["num_utts"])
+            stats[4] += float(out["num_utts"])
     trainer.model.train()
     stats = all_reduce_sum(stats)
     tokens = max(stats[1].item(), 1.0)
-    return {"loss": stats[0].item() / tokens, "acc": stats[2].item() / tokens}
+    metrics = {"loss": stats[0].item() / tokens, "acc": stats[2].item() / tokens}
+    if stats[4].item() > 0:
+        metrics["ctc"] = stats[3].item() / stats[4].item()
+    return metrics
 
 
 def _after_validation(trainer: Trainer, metrics: dict[str, float]) -> bool:

@@ -16,6 +16,9 @@ import torch
 from slamasr.training.config import TrainConfig
 
 ACCURACY_PLOT = "train-accuracy.png"
+# per-step stats (loop._accumulate): CE * tokens, tokens, correct, audio seconds, non-finite
+# flag, auxiliary CTC * utterances, utterances with a CTC loss
+STATS = 7
 
 
 def plot_accuracy(history: list[dict[str, float]], path: Path, title: str = "") -> None:
@@ -32,7 +35,8 @@ def plot_accuracy(history: list[dict[str, float]], path: Path, title: str = "") 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([h["step"] for h in history], [100.0 * h["acc"] for h in history], lw=1.2)
+    points = [h for h in history if "acc" in h]  # CTC-only steps have no LLM accuracy
+    ax.plot([h["step"] for h in points], [100.0 * h["acc"] for h in points], lw=1.2)
     ax.set_xlabel("training step")
     ax.set_ylabel("next-token accuracy (%)")
     ax.set_ylim(0, 100)
@@ -54,7 +58,7 @@ class TrainingReporter:
         self.exp_dir, self.cfg, self.is_main = exp_dir, cfg, is_main
         self.writer: Any = None
         self.bar: Any = None
-        self._window = torch.zeros(5, dtype=torch.float64)
+        self._window = torch.zeros(STATS, dtype=torch.float64)
         self._t0 = time.time()
 
     def start(self, step: int) -> None:
@@ -82,28 +86,29 @@ class TrainingReporter:
             state.history.append(self._flush(state.step, lr))
 
     def _flush(self, step: int, lr: float) -> dict[str, float]:
-        loss_tokens, tokens, correct, seconds, _ = self._window.tolist()
+        loss_tokens, tokens, correct, seconds, _, ctc_utts, utts = self._window.tolist()
         elapsed = max(time.time() - self._t0, 1e-9)
-        entry = {
-            "step": step,
-            "loss": loss_tokens / max(tokens, 1.0),
-            "acc": correct / max(tokens, 1.0),
-            "lr": lr,
-        }
+        entry: dict[str, float] = {"step": step, "lr": lr}
+        if tokens > 0:  # none during CTC-only steps: no LLM loss, nothing to plot
+            entry.update(loss=loss_tokens / tokens, acc=correct / tokens)
+        if utts > 0:
+            entry["ctc"] = ctc_utts / utts
         if self.is_main:
             speed = {"audio_sec_per_sec": seconds / elapsed, "tokens_per_sec": tokens / elapsed}
             logging.info(
-                "step %d: loss %.4f acc %.2f%% lr %.3g | %.1f audio s/s, %.0f tokens/s",
+                "step %d: loss %s acc %s%s lr %.3g | %.1f audio s/s, %.0f tokens/s",
                 step,
-                entry["loss"],
-                100 * entry["acc"],
+                f"{entry['loss']:.4f}" if "loss" in entry else "-",
+                f"{100 * entry['acc']:.2f}%" if "acc" in entry else "-",
+                f" ctc {entry['ctc']:.4f}" if "ctc" in entry else "",
                 lr,
                 speed["audio_sec_per_sec"],
                 speed["tokens_per_sec"],
             )
             self._scalars("train", step, {**entry, **speed})
             if self.bar is not None:
-                self.bar.set_postfix(loss=f"{entry['loss']:.3f}", acc=f"{entry['acc']:.3f}")
+                shown = {k: f"{entry[k]:.3f}" for k in ("loss", "acc", "ctc") if k in entry}
+                self.bar.set_postfix(**shown)
         self._window.zero_()
         self._t0 = time.time()
         return entry
@@ -112,10 +117,11 @@ class TrainingReporter:
         """Report one validation."""
         if self.is_main:
             logging.info(
-                "validation at step %d: dev loss %.4f, dev acc %.2f%%",
+                "validation at step %d: dev loss %.4f, dev acc %.2f%%%s",
                 step,
                 metrics["loss"],
                 100 * metrics["acc"],
+                f", dev ctc {metrics['ctc']:.4f}" if "ctc" in metrics else "",
             )
             self._scalars("valid", step, metrics)
 
@@ -133,7 +139,7 @@ class TrainingReporter:
         if self.writer is not None:
             self.writer.add_scalar("train/bad_steps", state.bad_steps, state.step)
             self.writer.close()
-        if self.is_main and state.history:
+        if self.is_main and any("acc" in h for h in state.history):
             path = self.exp_dir / ACCURACY_PLOT
             plot_accuracy(state.history, path, title or self.exp_dir.name)
             logging.info("Wrote %s", path)

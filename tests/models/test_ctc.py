@@ -1,0 +1,163 @@
+"""The projector's auxiliary CTC loss against the frozen LLM's token embeddings."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from slamasr.models import build_model
+from slamasr.models.ctc import TokenCTCHead
+from tests.helpers import make_tiny_batch, tiny_model_config
+
+
+def _brute_force_ctc(logp: torch.Tensor, target: list[int]) -> float:
+    """-log of the summed probability of every path (classes 0 = blank, 1.. = tokens + 1)
+    that collapses to ``target`` (token ids), by enumerating all paths."""
+    steps, classes = logp.shape
+    total = -math.inf
+    for path in itertools.product(range(classes), repeat=steps):
+        collapsed, prev = [], 0
+        for c in path:
+            if c != prev and c != 0:
+                collapsed.append(c - 1)
+            prev = c
+        if collapsed == target:
+            path_logp = logp[range(steps), path].sum().detach()
+            total = float(torch.logaddexp(torch.tensor(total), path_logp))
+    return -total
+
+
+def test_loss_is_ctc_over_blank_plus_token_classes_per_target_token() -> None:
+    """Class 0 is the learned blank, class i+1 is token i; loss per utterance / target length,
+    averaged over utterances; checked against an enumeration of all paths."""
+    torch.manual_seed(0)
+    head = TokenCTCHead(dim=6, init_scale=3.0)
+    embedding = torch.randn(4, 6)  # V = 4 tokens
+    speech = torch.randn(2, 4, 6)
+    lengths = torch.tensor([4, 3])
+    targets = [[2, 2], [3]]  # a repeat needs a blank between; the second uses 3 positions
+    loss = head.loss(speech, lengths, targets, embedding)
+    logp = torch.log_softmax(head.logits(speech, embedding), dim=-1)  # (2, 4, 5)
+    expected = [
+        _brute_force_ctc(logp[0, :4], targets[0]) / 2,
+        _brute_force_ctc(logp[1, :3], targets[1]) / 1,
+    ]
+    torch.testing.assert_close(loss, torch.tensor(sum(expected) / 2), atol=1e-4, rtol=1e-4)
+
+
+def test_logits_are_scaled_cosines_and_ignore_speech_scale() -> None:
+    torch.manual_seed(0)
+    head = TokenCTCHead(dim=8, init_scale=5.0)
+    embedding = torch.randn(10, 8)
+    speech = torch.randn(1, 3, 8)
+    logits = head.logits(speech, embedding)
+    assert logits.shape == (1, 3, 11)
+    assert float(logits.abs().max()) <= 5.0 + 1e-5
+    torch.testing.assert_close(head.logits(7.0 * speech, embedding), logits)
+    unit = torch.nn.functional.normalize(speech, dim=-1)
+    cos = unit @ torch.nn.functional.normalize(embedding, dim=-1).T
+    torch.testing.assert_close(logits[..., 1:], 5.0 * cos)
+
+
+def test_too_short_or_empty_targets_give_a_finite_loss() -> None:
+    head = TokenCTCHead(dim=4)
+    embedding = torch.randn(5, 4)
+    speech = torch.randn(2, 2, 4, requires_grad=True)
+    loss = head.loss(speech, torch.tensor([2, 2]), [[1, 2, 3], []], embedding)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(speech.grad).all()
+    assert float(head.loss(speech, torch.tensor([2, 2]), [[], []], embedding)) == 0.0
+
+
+def test_head_learns_a_toy_mapping_and_greedy_reads_it_back() -> None:
+    """Frames that each carry a token's identity (silence frames around) are mapped through a
+    trained linear layer; after training, best-path decoding returns the token sequences."""
+    torch.manual_seed(0)
+    vocab, dim, feat = 12, 16, 32
+    embedding = torch.randn(vocab, dim)
+    codes = torch.randn(vocab + 1, feat)  # code 0 = silence
+    proj = torch.nn.Linear(feat, dim)
+    head = TokenCTCHead(dim)
+    opt = torch.optim.Adam([*proj.parameters(), *head.parameters()], lr=0.05)
+    gen = torch.Generator().manual_seed(1)
+
+    def sample(n: int) -> tuple[torch.Tensor, list[list[int]]]:
+        seqs = [torch.randperm(vocab, generator=gen)[:4].tolist() for _ in range(n)]
+        frames = [[0] + [t + 1 for t in seq] + [0] for seq in seqs]
+        return codes[torch.tensor(frames)], seqs
+
+    for _ in range(200):
+        x, seqs = sample(16)
+        loss = head.loss(proj(x), torch.full((16,), 6), seqs, embedding)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    x, seqs = sample(8)
+    assert head.greedy(proj(x), torch.full((8,), 6), embedding) == seqs
+
+
+def _ctc_model(tmp_path: Path, weight: float):
+    cfg = tiny_model_config("fbank", tmp_path)
+    cfg.projector.ctc_weight = weight
+    torch.manual_seed(0)
+    return build_model(cfg, device="cpu")
+
+
+def test_model_loss_adds_weighted_ctc_and_ctc_only_skips_the_llm(tmp_path: Path) -> None:
+    model = _ctc_model(tmp_path, weight=0.5)
+    assert "projector.ctc.blank" in model.trainable_state_dict()
+    batch = make_tiny_batch("fbank", num=3)
+    out = model(batch)
+    torch.testing.assert_close(out["loss"], out["ce"] + 0.5 * out["ctc"])
+    assert int(out["num_utts"]) == 3 and int(out["num_tokens"]) > 0
+
+    calls = []
+    hook = model.llm.register_forward_pre_hook(lambda *a, **k: calls.append(1))
+    base = model.llm.get_decoder()
+    hook2 = base.register_forward_pre_hook(lambda *a, **k: calls.append(1))
+    only = model(batch, llm_loss=False)
+    hook.remove()
+    hook2.remove()
+    assert calls == [] and int(only["num_tokens"]) == 0
+    torch.testing.assert_close(only["loss"], out["ctc"])
+    only["loss"].backward()
+    grads = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None}
+    assert grads == {"projector"} and model.projector.ctc.blank.grad is not None
+
+
+def test_ctc_only_without_the_head_is_refused(tiny_fbank_model) -> None:
+    with pytest.raises(ValueError, match="ctc_weight"):
+        tiny_fbank_model(make_tiny_batch("fbank", num=1), llm_loss=False)
+
+
+def test_ctc_only_warmup_steps_then_joint_training(tmp_path: Path) -> None:
+    """``train.ctc_only_steps``: the first steps log a CTC loss and no LLM accuracy, later
+    steps both; the checkpoint holds the CTC head; the frozen LLM is untouched."""
+    from slamasr.training import checkpoint as ckpt
+    from slamasr.training.distributed import DistInfo
+    from slamasr.training.run import prepare_exp_dir, run_training
+    from tests.training.train_double import small_config
+
+    model = _ctc_model(tmp_path / "models", weight=0.5)
+    frozen = {n: p.clone() for n, p in model.llm.named_parameters()}
+    batches = [make_tiny_batch("fbank", num=2, seed=s) for s in (0, 1)]
+    exp = tmp_path / "exp"
+    prepare_exp_dir(exp, resume=False, overwrite=False, is_main=True)
+    cfg = small_config(max_steps=4, grad_accum=1, ctc_only_steps=2, valid_interval=2)
+    state = run_training(cfg, exp, model, batches, batches, torch.device("cpu"), DistInfo())
+    assert [("acc" in h, "ctc" in h) for h in state.history] == [
+        (False, True),
+        (False, True),
+        (True, True),
+        (True, True),
+    ]
+    assert all("ctc" in v and "loss" in v for v in state.valid_history)
+    saved = ckpt.load_trainable(exp / "checkpoints" / "step-4")
+    assert {"projector.ctc.blank", "projector.ctc.log_scale"} <= set(saved)
+    for name, p in model.llm.named_parameters():
+        assert torch.equal(p, frozen[name]), name

@@ -76,6 +76,9 @@ class ProjectorConfig:
             cosine against the frozen LLM's token embeddings (``slamasr.models.ctc``; not
             in the paper); 0 = off (the paper). Adds a learned blank vector and logit scale
             to the trained parameters. See also ``train.ctc_only_steps``.
+        ctc_classes: 0 = the CTC loss scores the whole vocabulary; N = only the batch's
+            target tokens plus random other tokens, N classes in all (sampled softmax, for
+            speed).
     """
 
     name: str = "mlp"
@@ -83,6 +86,7 @@ class ProjectorConfig:
     hidden_dim: int = 2048
     output_norm: str = "none"
     ctc_weight: float = 0.0
+    ctc_classes: int = 0
 
     def validate(self) -> None:
         if self.name not in PROJECTORS:
@@ -94,6 +98,10 @@ class ProjectorConfig:
         if not self.ctc_weight >= 0:
             raise ValueError(
                 f"model.projector.ctc_weight={self.ctc_weight}; must be >= 0 (0 = off)"
+            )
+        if self.ctc_classes < 0:
+            raise ValueError(
+                f"model.projector.ctc_classes={self.ctc_classes}; must be >= 0 (0 = all tokens)"
             )
         if self.output_norm not in PROJECTOR_OUTPUT_NORMS:
             raise ValueError(

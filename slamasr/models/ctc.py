@@ -29,10 +29,15 @@ class TokenCTCHead(nn.Module):
     Args:
         dim: the LLM's embedding width.
         init_scale: starting value of the cosine-logit scale (learned, kept positive).
+        num_classes: 0 = the loss scores every token of the vocabulary; N = only the
+            batch's target tokens plus uniformly drawn other tokens, N in all, redrawn every
+            call (a sampled softmax: the (positions x vocabulary) product is the head's whole
+            cost, ~10x less at 8,192 of SmolLM2's 49,152 tokens). Decoding scores all.
     """
 
-    def __init__(self, dim: int, init_scale: float = 16.0) -> None:
+    def __init__(self, dim: int, init_scale: float = 16.0, num_classes: int = 0) -> None:
         super().__init__()
+        self.num_classes = num_classes
         self.blank = nn.Parameter(torch.randn(dim) / math.sqrt(dim))
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self._table: Optional[torch.Tensor] = None
@@ -47,10 +52,20 @@ class TokenCTCHead(nn.Module):
             self._table_key = key
         return self._table
 
-    def logits(self, speech: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        """``(B, N, d)`` speech, ``(V, d)`` embeddings -> ``(B, N, 1 + V)``; class 0 = blank."""
+    def logits(
+        self,
+        speech: torch.Tensor,
+        embedding: torch.Tensor,
+        classes: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """``(B, N, d)`` speech, ``(V, d)`` embeddings -> ``(B, N, 1 + V)``; class 0 = blank.
+
+        With ``classes`` ``(C,)`` (token ids), only those tokens: ``(B, N, 1 + C)``.
+        """
         unit = F.normalize(speech.float(), dim=-1)  # (B, N, d)
         table = self._unit_table(embedding)  # (V, d)
+        if classes is not None:
+            table = table[classes]  # (C, d)
         blank = F.normalize(self.blank.float(), dim=0)  # (d,)
         scale = self.log_scale.exp()
         tokens = unit @ table.to(unit.dtype).T  # (B, N, V); bf16 under autocast
@@ -79,10 +94,17 @@ class TokenCTCHead(nn.Module):
         if not keep:
             return speech.sum() * 0.0
         index = torch.tensor(keep, device=speech.device)
-        logp = F.log_softmax(self.logits(speech[index], embedding), dim=-1)  # (B', N, 1+V)
         flat = torch.tensor(
-            [tok + 1 for i in keep for tok in targets[i]], dtype=torch.long, device=speech.device
+            [tok for i in keep for tok in targets[i]], dtype=torch.long, device=speech.device
         )
+        classes = self._sample_classes(flat, embedding.shape[0])
+        if classes is not None:  # token id -> its index among the sampled classes
+            lookup = torch.full((embedding.shape[0],), -1, dtype=torch.long, device=flat.device)
+            lookup[classes] = torch.arange(classes.numel(), device=flat.device)
+            flat = lookup[flat]
+        logits = self.logits(speech[index], embedding, classes)  # (B', N, 1 + C)
+        logp = F.log_softmax(logits, dim=-1)
+        flat = flat + 1  # class 0 is the blank
         target_lengths = torch.tensor([len(targets[i]) for i in keep], device=speech.device)
         return F.ctc_loss(
             logp.transpose(0, 1),  # (N, B', 1+V)
@@ -93,6 +115,21 @@ class TokenCTCHead(nn.Module):
             reduction="mean",
             zero_infinity=True,
         )
+
+    def _sample_classes(self, targets: torch.Tensor, vocab: int) -> Optional[torch.Tensor]:
+        """The batch's target tokens + uniformly drawn others, ``num_classes`` in all (None =
+        the whole vocabulary)."""
+        if not 0 < self.num_classes < vocab:
+            return None
+        present = torch.unique(targets)
+        need = self.num_classes - present.numel()
+        if need <= 0:
+            return present
+        is_present = torch.zeros(vocab, dtype=torch.bool, device=targets.device)
+        is_present[present] = True
+        others = torch.randperm(vocab, device=targets.device)
+        others = others[~is_present[others]][:need]
+        return torch.cat([present, others])
 
     @torch.no_grad()
     def greedy(

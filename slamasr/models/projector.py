@@ -67,6 +67,7 @@ class Projector(nn.Module):
         output_norm: none | rms | rms_fixed (see ``ProjectorConfig``).
         output_rms: the gain's starting value for ``rms``/``rms_fixed``.
         ctc_head: also build the auxiliary CTC head (``self.ctc``, see ``slamasr.models.ctc``).
+        ctc_classes: its ``num_classes`` (0 = the whole vocabulary).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class Projector(nn.Module):
         output_norm: str = "none",
         output_rms: float = 1.0,
         ctc_head: bool = False,
+        ctc_classes: int = 0,
     ) -> None:
         super().__init__()
         self.downsample = FrameDownsampler(downsample_rate)
@@ -98,7 +100,9 @@ class Projector(nn.Module):
         else:
             raise ValueError(f"unknown output_norm {output_norm!r}; choose none, rms, rms_fixed")
         self.llm_dim = llm_dim
-        self.ctc: TokenCTCHead | None = TokenCTCHead(llm_dim) if ctc_head else None
+        self.ctc: TokenCTCHead | None = (
+            TokenCTCHead(llm_dim, num_classes=ctc_classes) if ctc_head else None
+        )
 
     def forward(
         self, frames: torch.Tensor, lengths: torch.Tensor
@@ -127,6 +131,7 @@ def build_projector(
         output_norm=cfg.output_norm,
         output_rms=output_rms,
         ctc_head=cfg.ctc_weight > 0,
+        ctc_classes=cfg.ctc_classes,
     )
 
 

@@ -49,6 +49,35 @@ def test_loss_is_ctc_over_blank_plus_token_classes_per_target_token() -> None:
     torch.testing.assert_close(loss, torch.tensor(sum(expected) / 2), atol=1e-4, rtol=1e-4)
 
 
+def test_sampled_classes_hold_every_target_and_score_only_those_tokens() -> None:
+    """num_classes=C: the loss is CTC over the blank + C tokens (all targets + random
+    others, unique), equal to the brute force over that restricted softmax; C >= V is the
+    full vocabulary."""
+    torch.manual_seed(0)
+    head = TokenCTCHead(dim=6, init_scale=3.0, num_classes=4)
+    embedding = torch.randn(50, 6)
+    speech = torch.randn(1, 3, 6)
+    targets = [[41, 7]]
+    torch.manual_seed(5)
+    classes = head._sample_classes(torch.tensor(targets[0]), 50)
+    assert classes.numel() == 4 and len(set(classes.tolist())) == 4
+    assert {41, 7} <= set(classes.tolist())
+    torch.manual_seed(5)
+    loss = head.loss(speech, torch.tensor([3]), targets, embedding)
+    logp = torch.log_softmax(head.logits(speech, embedding, classes), dim=-1)[0]
+    local = [classes.tolist().index(t) for t in targets[0]]
+    torch.testing.assert_close(
+        loss, torch.tensor(_brute_force_ctc(logp, local) / 2), atol=1e-4, rtol=1e-4
+    )
+    head.num_classes = 50
+    full = TokenCTCHead(dim=6, init_scale=3.0)
+    full.load_state_dict(head.state_dict())
+    torch.testing.assert_close(
+        head.loss(speech, torch.tensor([3]), targets, embedding),
+        full.loss(speech, torch.tensor([3]), targets, embedding),
+    )
+
+
 def test_logits_are_scaled_cosines_and_ignore_speech_scale() -> None:
     torch.manual_seed(0)
     head = TokenCTCHead(dim=8, init_scale=5.0)

@@ -193,6 +193,11 @@ BAD_CONFIGS = [
         "whisper80",
         ["train.ctc_only_steps=100", "model.projector.ctc_weight=0", "set model.projector"],
     ),
+    (
+        ["train.ctc_only_steps=100", "train.max_steps=100"],
+        "whisper80",
+        ["train.ctc_only_steps=100", "below train.max_steps=100"],
+    ),
     (["model.projector.ctc_weight=-1"], "whisper80", ["model.projector.ctc_weight=-1", ">= 0"]),
 ]
 

@@ -70,7 +70,10 @@ class TrainConfig:
         for key in ("valid_interval", "save_interval", "log_interval", "max_bad_steps"):
             if getattr(self, key) <= 0:
                 raise ValueError(f"train.{key} must be > 0")
-        if self.ctc_only_steps < 0:
-            raise ValueError("train.ctc_only_steps must be >= 0 (0 = off)")
+        if not 0 <= self.ctc_only_steps < self.max_steps:
+            raise ValueError(
+                f"train.ctc_only_steps={self.ctc_only_steps} must be >= 0 (0 = off) and below "
+                f"train.max_steps={self.max_steps}: the LLM loss must train some steps"
+            )
         if self.warmup_steps < 0 or self.keep_last < 1 or self.patience < 0:
             raise ValueError("train.warmup_steps/patience must be >= 0 and train.keep_last >= 1")

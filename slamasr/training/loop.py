@@ -275,13 +275,18 @@ def _count_bad_step(trainer: Trainer) -> None:
 @torch.no_grad()
 def validate(trainer: Trainer) -> dict[str, float]:
     """Dev LLM loss (token-weighted CE) and next-token accuracy, summed over all ranks'
-    shards; with the auxiliary CTC head also its dev loss (``ctc``, utterance-weighted)."""
+    shards; with the auxiliary CTC head also its dev loss (``ctc``, utterance-weighted).
+
+    During the CTC-only warm-up (``train.ctc_only_steps``) the LLM is not run: the metrics
+    hold ``ctc`` only (no ``loss``/``acc``), and best/patience bookkeeping waits.
+    """
     trainer.model.eval()
+    llm_loss = trainer.state.step > trainer.cfg.ctc_only_steps
     stats = torch.zeros(5, dtype=torch.float64)  # ce*tokens, tokens, correct, ctc*utts, utts
     for i, batch in enumerate(trainer.dev_loader):
         if trainer.cfg.valid_max_batches and i >= trainer.cfg.valid_max_batches:
             break
-        out = compute_loss(trainer, batch)
+        out = compute_loss(trainer, batch, llm_loss)
         tokens = float(out["num_tokens"])
         ce = float(out.get("ce", out["loss"]))
         stats[:3] += torch.tensor([ce * tokens, tokens, float(out["num_correct"])])
@@ -292,6 +297,8 @@ def validate(trainer: Trainer) -> dict[str, float]:
     stats = all_reduce_sum(stats)
     tokens = max(stats[1].item(), 1.0)
     metrics = {"loss": stats[0].item() / tokens, "acc": stats[2].item() / tokens}
+    if not llm_loss:
+        metrics = {}
     if stats[4].item() > 0:
         metrics["ctc"] = stats[3].item() / stats[4].item()
     return metrics
@@ -302,6 +309,8 @@ def _after_validation(trainer: Trainer, metrics: dict[str, float]) -> bool:
     state, cfg = trainer.state, trainer.cfg
     state.valid_history.append({"step": state.step, **metrics})
     trainer.reporter.log_valid(state.step, metrics)
+    if "loss" not in metrics:  # CTC-only warm-up: no LLM loss to select or stop on yet
+        return False
     if not math.isfinite(metrics["loss"]):
         improved = False
     else:

@@ -116,13 +116,12 @@ class TrainingReporter:
     def log_valid(self, step: int, metrics: dict[str, float]) -> None:
         """Report one validation."""
         if self.is_main:
-            logging.info(
-                "validation at step %d: dev loss %.4f, dev acc %.2f%%%s",
-                step,
-                metrics["loss"],
-                100 * metrics["acc"],
-                f", dev ctc {metrics['ctc']:.4f}" if "ctc" in metrics else "",
-            )
+            parts = []
+            if "loss" in metrics:
+                parts.append(f"dev loss {metrics['loss']:.4f}, dev acc {100 * metrics['acc']:.2f}%")
+            if "ctc" in metrics:
+                parts.append(f"dev ctc {metrics['ctc']:.4f}")
+            logging.info("validation at step %d: %s", step, ", ".join(parts))
             self._scalars("valid", step, metrics)
 
     def _scalars(self, prefix: str, step: int, values: dict[str, float]) -> None:

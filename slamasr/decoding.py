@@ -36,8 +36,11 @@ class DecodeOutputExistsError(RuntimeError):
     """Recogs that this command would overwrite already exist."""
 
 
-def decode_tag(checkpoint: str, avg: int, num_beams: int) -> str:
-    """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory."""
+def decode_tag(checkpoint: str, avg: int, num_beams: int, search: str = "native") -> str:
+    """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory
+    (``...-ctc-greedy`` for the CTC-head probe, ``decode.search=ctc``)."""
+    if search == "ctc":
+        return f"decode-{checkpoint}-avg{avg}-ctc-greedy"
     return f"decode-{checkpoint}-avg{avg}-beam{num_beams}"
 
 
@@ -312,7 +315,7 @@ def run_decoding(
     from slamasr.utils import resolve_device
 
     dcfg = cfg.decode
-    out_dir = Path(exp_dir) / decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams)
+    out_dir = Path(exp_dir) / decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search)
     check_overwrite(out_dir, test_sets, overwrite)
     device = device or resolve_device(dist_info_from_env().local_rank, cfg.train.device)
     info = init_distributed(device)

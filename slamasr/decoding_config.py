@@ -18,7 +18,9 @@ class DecodeConfig:
         length_penalty, repetition_penalty: scoring of the search.
         search: native (slamasr's batched beam search: prompt run once per utterance, each
             utterance stops at its own bound and leaves the batch) | hf (transformers'
-            ``generate``, as reference implementations decode).
+            ``generate``, as reference implementations decode) | ctc (a probe of the projector,
+            not SLAM-ASR decoding: best path of its auxiliary CTC head, the LLM is not run;
+            needs ``model.projector.ctc_weight`` > 0; num_beams is ignored).
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
@@ -37,7 +39,7 @@ class DecodeConfig:
     def validate(self) -> None:
         if self.num_beams < 1:
             raise ValueError("decode.num_beams must be >= 1")
-        if self.search not in ("native", "hf"):
-            raise ValueError(f"decode.search={self.search!r}; choose native or hf")
+        if self.search not in ("native", "hf", "ctc"):
+            raise ValueError(f"decode.search={self.search!r}; choose native, hf or ctc")
         if self.avg < 1:
             raise ValueError("decode.avg must be >= 1")

@@ -74,7 +74,7 @@ def print_out_dir(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     dcfg = cfg.decode
-    print(args.exp_dir / decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams))
+    print(args.exp_dir / decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search))
     return 0
 
 

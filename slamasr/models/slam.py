@@ -247,8 +247,18 @@ class SlamASR(nn.Module):
         ``search="native"`` runs :func:`slamasr.models.beam_search.beam_search` (the prompt
         once per utterance, each utterance stops at its bound); ``"hf"`` runs
         ``transformers``' ``generate`` to the batch's largest bound and cuts each row at its
-        own (reference behaviour, slower).
+        own (reference behaviour, slower). ``"ctc"`` is a probe of the projector, not SLAM-ASR
+        decoding: the best path of its auxiliary CTC head, without running the LLM.
         """
+        if search == "ctc":
+            if self.projector.ctc is None:
+                raise ValueError(
+                    "search=ctc reads the projector's CTC head, but this model has none "
+                    "(model.projector.ctc_weight=0)"
+                )
+            speech, lengths = self.embed_speech(batch)
+            embedding = self.llm.get_input_embeddings().weight
+            return self.projector.ctc.greedy(speech, lengths, embedding)
         bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
         inputs = self.build_inputs(batch, with_targets=False, left_pad=True)
         inputs.pop("labels")
@@ -266,7 +276,7 @@ class SlamASR(nn.Module):
                 repetition_penalty=repetition_penalty,
             )
         if search != "hf":
-            raise ValueError(f"search={search!r}; choose native or hf")
+            raise ValueError(f"search={search!r}; choose native, hf or ctc")
         from transformers import GenerationConfig
 
         pad = self.tokenizer.pad_token_id

@@ -195,3 +195,26 @@ def test_ctc_only_warmup_steps_then_joint_training(tmp_path: Path) -> None:
     assert {"projector.ctc.blank", "projector.ctc.log_scale"} <= set(saved)
     for name, p in model.llm.named_parameters():
         assert torch.equal(p, frozen[name]), name
+
+
+def test_ctc_probe_decoding_reads_the_head_without_the_llm(tmp_path: Path) -> None:
+    """``search="ctc"``: best path of the head per utterance, no LLM forward; a tag of its
+    own; refused without the head."""
+    from slamasr.decoding import decode_tag
+
+    model = _ctc_model(tmp_path, weight=0.5).eval()
+    batch = make_tiny_batch("fbank", num=3)
+    calls = []
+    hook = model.llm.get_decoder().register_forward_pre_hook(lambda *a, **k: calls.append(1))
+    ids = model.generate_ids(batch, search="ctc")
+    hook.remove()
+    assert calls == []
+    speech, lengths = model.embed_speech(batch)
+    embedding = model.llm.get_input_embeddings().weight
+    assert ids == model.projector.ctc.greedy(speech, lengths, embedding) and len(ids) == 3
+    assert decode_tag("best", 1, 4, "ctc") == "decode-best-avg1-ctc-greedy"
+
+
+def test_ctc_probe_without_the_head_is_refused(tiny_fbank_model) -> None:
+    with pytest.raises(ValueError, match="ctc_weight=0"):
+        tiny_fbank_model.generate_ids(make_tiny_batch("fbank", num=1), search="ctc")

@@ -63,6 +63,7 @@ class ExperimentConfig:
         check_encoder_data_fit(self)
         check_prompt_fits_llm(self)
         check_ctc_warmup(self)
+        check_ctc_decoding(self)
 
 
 # --------------------------------------------------------------------------- cross-checks
@@ -188,6 +189,16 @@ def check_ctc_warmup(cfg: ExperimentConfig) -> None:
             f"train.ctc_only_steps={cfg.train.ctc_only_steps} trains on the projector's "
             f"auxiliary CTC loss, but model.projector.ctc_weight=0 (no CTC head); set "
             f"model.projector.ctc_weight > 0 (e.g. 0.5) or train.ctc_only_steps=0"
+        )
+
+
+def check_ctc_decoding(cfg: ExperimentConfig) -> None:
+    """``decode.ctc_weight`` scores hypotheses with the projector's CTC head, which must exist."""
+    if cfg.decode.ctc_weight > 0 and cfg.model.projector.ctc_weight <= 0:
+        raise ConfigError(
+            f"decode.ctc_weight={cfg.decode.ctc_weight} scores hypotheses with the projector's "
+            f"CTC head, but model.projector.ctc_weight=0 (trained without one); set "
+            f"decode.ctc_weight=0"
         )
 
 

@@ -36,12 +36,16 @@ class DecodeOutputExistsError(RuntimeError):
     """Recogs that this command would overwrite already exist."""
 
 
-def decode_tag(checkpoint: str, avg: int, num_beams: int, search: str = "native") -> str:
+def decode_tag(
+    checkpoint: str, avg: int, num_beams: int, search: str = "native", ctc_weight: float = 0.0
+) -> str:
     """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory
-    (``...-ctc-greedy`` for the CTC-head probe, ``decode.search=ctc``)."""
+    (``...-ctc-greedy`` for the CTC-head probe, ``decode.search=ctc``; ``...-beam<N>-ctc<w>``
+    for joint CTC/LLM search, ``decode.ctc_weight``)."""
     if search == "ctc":
         return f"decode-{checkpoint}-avg{avg}-ctc-greedy"
-    return f"decode-{checkpoint}-avg{avg}-beam{num_beams}"
+    tag = f"decode-{checkpoint}-avg{avg}-beam{num_beams}"
+    return f"{tag}-ctc{ctc_weight:g}" if ctc_weight > 0 else tag
 
 
 def load_trainable_weights(
@@ -84,6 +88,8 @@ def decode_batch(
             length_penalty=cfg.length_penalty,
             repetition_penalty=cfg.repetition_penalty,
             search=cfg.search,
+            ctc_weight=cfg.ctc_weight,
+            ctc_pre_beam=cfg.ctc_pre_beam,
         )
     if len(hyps) != len(batch["cut_ids"]):
         raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")
@@ -315,7 +321,9 @@ def run_decoding(
     from slamasr.utils import resolve_device
 
     dcfg = cfg.decode
-    out_dir = Path(exp_dir) / decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search)
+    out_dir = Path(exp_dir) / decode_tag(
+        dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search, dcfg.ctc_weight
+    )
     check_overwrite(out_dir, test_sets, overwrite)
     device = device or resolve_device(dist_info_from_env().local_rank, cfg.train.device)
     info = init_distributed(device)

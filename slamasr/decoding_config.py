@@ -21,6 +21,12 @@ class DecodeConfig:
             ``generate``, as reference implementations decode) | ctc (a probe of the projector,
             not SLAM-ASR decoding: best path of its auxiliary CTC head, the LLM is not run;
             needs ``model.projector.ctc_weight`` > 0; num_beams is ignored).
+        ctc_weight: 0 = the LLM alone (the paper); w > 0 = joint CTC/LLM beam search with the
+            projector's CTC head (not in the paper; ESPnet's hybrid decoding): hypotheses
+            score ``(1 - w) * log p_LLM + w * log p_CTC-prefix``; needs
+            ``model.projector.ctc_weight`` > 0 and search=native.
+        ctc_pre_beam: with ctc_weight > 0, how many of the LLM's best tokens per beam get a
+            CTC score (EOS always does).
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
@@ -33,6 +39,8 @@ class DecodeConfig:
     length_penalty: float = 1.0
     repetition_penalty: float = 1.0
     search: str = "native"
+    ctc_weight: float = 0.0
+    ctc_pre_beam: int = 8
     checkpoint: str = "best"
     avg: int = 1
 
@@ -41,5 +49,16 @@ class DecodeConfig:
             raise ValueError("decode.num_beams must be >= 1")
         if self.search not in ("native", "hf", "ctc"):
             raise ValueError(f"decode.search={self.search!r}; choose native, hf or ctc")
+        if not 0 <= self.ctc_weight < 1:
+            raise ValueError(
+                f"decode.ctc_weight={self.ctc_weight}; must be in [0, 1) (0 = the LLM alone)"
+            )
+        if self.ctc_weight > 0 and self.search != "native":
+            raise ValueError(
+                f"decode.ctc_weight={self.ctc_weight} needs decode.search=native, "
+                f"not {self.search!r}"
+            )
+        if self.ctc_pre_beam < 1:
+            raise ValueError(f"decode.ctc_pre_beam={self.ctc_pre_beam}; must be >= 1")
         if self.avg < 1:
             raise ValueError("decode.avg must be >= 1")

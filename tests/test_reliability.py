@@ -199,6 +199,12 @@ BAD_CONFIGS = [
         ["train.ctc_only_steps=100", "below train.max_steps=100"],
     ),
     (["model.projector.ctc_weight=-1"], "whisper80", ["model.projector.ctc_weight=-1", ">= 0"]),
+    (
+        ["decode.ctc_weight=0.3"],
+        "whisper80",
+        ["decode.ctc_weight=0.3", "model.projector.ctc_weight=0", "set decode.ctc_weight=0"],
+    ),
+    (["decode.ctc_weight=1"], "whisper80", ["decode.ctc_weight=1", "[0, 1)"]),
 ]
 
 

@@ -74,7 +74,8 @@ def print_out_dir(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     dcfg = cfg.decode
-    print(args.exp_dir / decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search))
+    tag = decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search, dcfg.ctc_weight)
+    print(args.exp_dir / tag)
     return 0
 
 

@@ -101,6 +101,72 @@ def _penalize(logits: torch.Tensor, history: torch.Tensor, penalty: float) -> to
     return logits.scatter(1, history, picked)
 
 
+class CTCPrefixScorer:
+    """CTC prefix scores of every beam's hypothesis, for joint CTC/LLM beam search.
+
+    The hybrid decoding of ESPnet and Watanabe et al. (2017): a hypothesis ``g`` is scored by
+    the probability that the CTC head's output *starts with* ``g`` (its prefix probability),
+    kept per beam as forward variables over the speech positions and extended one token at a
+    time. Candidates are scored only for the tokens the LLM ranks highest (plus EOS, whose
+    score is the probability of the whole of ``g``), as ESPnet's pre-beam does.
+
+    Args:
+        logp: ``(B, T, 1 + V)`` log-probabilities per speech position, class 0 = blank,
+            class c + 1 = token c (:meth:`slamasr.models.ctc.TokenCTCHead.logits`).
+        lengths: valid positions per utterance ``(B,)``; later positions count as blank.
+        num_beams: beams per utterance (rows are utterance-major, as in :func:`beam_search`).
+        eos_id: the LLM's end token.
+    """
+
+    def __init__(
+        self, logp: torch.Tensor, lengths: torch.Tensor, num_beams: int, eos_id: int
+    ) -> None:
+        batch, width, _ = logp.shape
+        x = logp.float().transpose(0, 1).clone()  # (T, B, C)
+        pad = torch.arange(width, device=logp.device)[:, None] >= lengths.to(logp.device)[None]
+        x[pad] = -math.inf
+        x[..., 0][pad] = 0.0  # past the end: blank with probability 1
+        self.x = x
+        self.eos_id = eos_id
+        self.utt = torch.arange(batch, device=logp.device).repeat_interleave(num_beams)  # (N,)
+        blank = x[:, self.utt, 0]  # (T, N)
+        self.r = torch.stack([torch.full_like(blank, -math.inf), blank.cumsum(0)], dim=-1)
+        self.last = torch.full((batch * num_beams,), -1, dtype=torch.long, device=logp.device)
+        self.prefix_len = 0
+
+    def score(self, cands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prefix log-probabilities ``(N, K)`` of each row's hypothesis + each candidate
+        token ``(N, K)``, and the forward variables ``(T, N, K, 2)`` that go with them."""
+        xs = self.x[:, self.utt[:, None], cands + 1]  # (T, N, K)
+        xb = self.x[:, self.utt, 0][:, :, None]  # (T, N, 1)
+        r_prev = self.r  # (T, N, 2): [non-blank end, blank end]
+        total = torch.logaddexp(r_prev[..., 0], r_prev[..., 1])  # (T, N)
+        same = (cands == self.last[:, None])[None]  # a repeat needs a blank in between
+        phi = torch.where(same, r_prev[..., 1][:, :, None], total[:, :, None])  # (T, N, K)
+        width = xs.shape[0]
+        rn = torch.full_like(xs, -math.inf)
+        rb = torch.full_like(xs, -math.inf)
+        if self.prefix_len == 0:
+            rn[0] = xs[0]
+        psi = rn[0].clone()
+        for t in range(1, width):
+            rn[t] = torch.logaddexp(rn[t - 1], phi[t - 1]) + xs[t]
+            rb[t] = torch.logaddexp(rn[t - 1], rb[t - 1]) + xb[t]
+            psi = torch.logaddexp(psi, phi[t - 1] + xs[t])
+        psi = torch.where(cands == self.eos_id, total[-1][:, None], psi)
+        return psi, torch.stack([rn, rb], dim=-1)
+
+    def advance(self, states: torch.Tensor, rows: torch.Tensor, picks: torch.Tensor) -> None:
+        """Keep, for each new beam, the state of candidate ``picks`` of row ``rows``."""
+        self.r = states[:, rows, picks]  # (T, N', 2)
+        self.utt = self.utt[rows]
+        self.last = self.last[rows]  # replaced by the caller's tokens via set_last
+        self.prefix_len += 1
+
+    def set_last(self, tokens: torch.Tensor) -> None:
+        self.last = tokens
+
+
 @torch.no_grad()
 def beam_search(
     llm: nn.Module,
@@ -113,6 +179,10 @@ def beam_search(
     length_penalty: float = 1.0,
     repetition_penalty: float = 1.0,
     step_fn: Optional[StepFn] = None,
+    ctc_logp: Optional[torch.Tensor] = None,
+    ctc_lengths: Optional[torch.Tensor] = None,
+    ctc_weight: float = 0.0,
+    ctc_pre_beam: int = 8,
 ) -> list[list[int]]:
     """Beam search for a left-padded batch of prompts given as embeddings.
 
@@ -127,6 +197,11 @@ def beam_search(
         length_penalty: exponent of the length normalisation of finished hypotheses.
         repetition_penalty: >1 discourages tokens already generated in the beam.
         step_fn: see :func:`last_position_logits` (default).
+        ctc_logp: ``(B, T, 1 + V)`` CTC log-probabilities (class 0 = blank) for joint
+            CTC/LLM scoring (:class:`CTCPrefixScorer`); None = the LLM alone.
+        ctc_lengths: valid CTC positions per utterance ``(B,)``.
+        ctc_weight: lambda of ``(1 - lambda) * log p_LLM + lambda * log p_CTC-prefix``.
+        ctc_pre_beam: with CTC, the candidates per beam: the LLM's top tokens (+ EOS).
 
     Returns:
         The best hypothesis per utterance, token ids without EOS, in batch order.
@@ -151,6 +226,12 @@ def beam_search(
     beam_scores = torch.full((batch, k), -math.inf, device=device)
     beam_scores[:, 0] = 0.0  # all beams start equal: only the first may expand
     tokens = torch.zeros(batch * k, 0, dtype=torch.long, device=device)  # (B*k, t)
+    scorer = None
+    if ctc_logp is not None and ctc_weight > 0:
+        if ctc_lengths is None or ctc_logp.shape[0] != batch:
+            raise ValueError("ctc_logp needs one row per utterance and ctc_lengths")
+        scorer = CTCPrefixScorer(ctc_logp, ctc_lengths, k, eos_id)
+        llm_scores = beam_scores.clone()  # (B, k): the LLM's own sums
 
     rows = [_Row(bound=b) for b in bounds]
     active = list(range(batch))  # utterance index of each active row, in order
@@ -160,8 +241,22 @@ def beam_search(
         logp = torch.log_softmax(
             _penalize(logits.float(), tokens, repetition_penalty), dim=-1
         )  # (n*k, V)
-        vocab = logp.shape[1]
-        cand = (beam_scores.view(-1, 1) + logp).view(n, k * vocab)
+        if scorer is None:
+            vocab = logp.shape[1]
+            cand = (beam_scores.view(-1, 1) + logp).view(n, k * vocab)
+        else:  # the LLM's top tokens + EOS per beam, scored jointly with the CTC prefix
+            pre = logp.clone()
+            pre[:, eos_id] = -math.inf
+            pre_k = min(ctc_pre_beam, pre.shape[1] - 1)
+            cand_tok = torch.cat(
+                [pre.topk(pre_k, dim=1).indices, torch.full_like(logp[:, :1], eos_id).long()], 1
+            )  # (n*k, W)
+            vocab = cand_tok.shape[1]
+            cand_llm = llm_scores.view(-1, 1) + logp.gather(1, cand_tok)  # (n*k, W)
+            cand_ctc, ctc_states = scorer.score(cand_tok)
+            cand = (1 - ctc_weight) * cand_llm + ctc_weight * cand_ctc
+            cand = torch.where(torch.isneginf(cand_llm), cand_llm, cand).view(n, k * vocab)
+            cand_tok_l = cand_tok.tolist()
         top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
         top_scores_l, top_idx_l = top_scores.tolist(), top_idx.tolist()
         token_lists = tokens.tolist()
@@ -171,6 +266,7 @@ def beam_search(
         src_beams: list[int] = []  # flat source beam per kept new beam
         new_tokens: list[int] = []
         new_scores: list[float] = []
+        src_flat: list[int] = []  # flat index of each kept candidate in (n*k, vocab)
         for pos, utt in enumerate(active):
             row = rows[utt]
             chosen: list[tuple[float, int, int]] = []
@@ -178,16 +274,18 @@ def beam_search(
                 if score == -math.inf:
                     break
                 beam, tok = divmod(flat, vocab)
+                if scorer is not None:
+                    tok = cand_tok_l[pos * k + beam][tok]
                 if tok == eos_id:
                     if rank < k:
                         hyp = token_lists[pos * k + beam]
                         row.add(score / length**length_penalty, hyp, k)
                     continue
-                chosen.append((score, beam, tok))
+                chosen.append((score, beam, tok, flat))
                 if len(chosen) == k:
                     break
             if length >= row.bound:  # bound reached: running beams end as they are
-                for score, beam, tok in chosen:
+                for score, beam, tok, _ in chosen:
                     hyp = token_lists[pos * k + beam] + [tok]
                     row.add(score / length**length_penalty, hyp, k)
                 row.done = True
@@ -199,12 +297,13 @@ def beam_search(
             if row.done:
                 continue
             while len(chosen) < k:  # fewer live candidates than beams (tiny vocabularies)
-                chosen.append((-math.inf, chosen[0][1], chosen[0][2]))
+                chosen.append((-math.inf,) + chosen[0][1:])
             keep_rows.append(pos)
-            for score, beam, tok in chosen:
+            for score, beam, tok, flat in chosen:
                 src_beams.append(pos * k + beam)
                 new_tokens.append(tok)
                 new_scores.append(score)
+                src_flat.append(pos * k * vocab + flat)
         active = [active[pos] for pos in keep_rows]
         if not active:
             break
@@ -216,6 +315,11 @@ def beam_search(
         tokens = torch.cat([tokens, new_tok[:, None]], dim=1)
         mask = torch.cat([mask, mask.new_ones(len(src_beams), 1)], dim=1)
         beam_scores = torch.tensor(new_scores, device=device).view(len(active), k)
+        if scorer is not None:
+            picked = torch.tensor(src_flat, dtype=torch.long, device=device)
+            llm_scores = cand_llm.view(-1)[picked].view(len(active), k)
+            scorer.advance(ctc_states, picked // vocab, picked % vocab)
+            scorer.set_last(new_tok)
         new_embeds = embed(new_tok[:, None]).to(inputs_embeds.dtype)  # (n'*k, 1, d)
         logits = step(new_embeds, mask, next_pos[:, None], cache)
         next_pos = next_pos + 1

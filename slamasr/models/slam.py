@@ -239,6 +239,8 @@ class SlamASR(nn.Module):
         length_penalty: float = 1.0,
         repetition_penalty: float = 1.0,
         search: str = "native",
+        ctc_weight: float = 0.0,
+        ctc_pre_beam: int = 8,
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
@@ -249,6 +251,9 @@ class SlamASR(nn.Module):
         ``transformers``' ``generate`` to the batch's largest bound and cuts each row at its
         own (reference behaviour, slower). ``"ctc"`` is a probe of the projector, not SLAM-ASR
         decoding: the best path of its auxiliary CTC head, without running the LLM.
+        ``ctc_weight`` > 0 (native search only) scores hypotheses jointly with the CTC head:
+        ``(1 - w) * log p_LLM + w * log p_CTC-prefix``, over the LLM's ``ctc_pre_beam`` best
+        tokens per beam (+ EOS) (:class:`slamasr.models.beam_search.CTCPrefixScorer`).
         """
         if search == "ctc":
             if self.projector.ctc is None:
@@ -260,7 +265,20 @@ class SlamASR(nn.Module):
             embedding = self.llm.get_input_embeddings().weight
             return self.projector.ctc.greedy(speech, lengths, embedding)
         bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
-        inputs = self.build_inputs(batch, with_targets=False, left_pad=True)
+        speech = self.embed_speech(batch)
+        ctc_logp = None
+        if ctc_weight > 0:
+            if self.projector.ctc is None:
+                raise ValueError(
+                    f"decode.ctc_weight={ctc_weight} scores with the projector's CTC head, but "
+                    f"this model has none (model.projector.ctc_weight=0); set decode.ctc_weight=0"
+                )
+            if search != "native":
+                raise ValueError(f"decode.ctc_weight > 0 needs search=native, not {search!r}")
+            embedding = self.llm.get_input_embeddings().weight
+            logits = self.projector.ctc.logits(speech[0], embedding)  # (B, N, 1 + V)
+            ctc_logp = torch.log_softmax(logits.float(), dim=-1)
+        inputs = self.build_inputs(batch, with_targets=False, left_pad=True, speech=speech)
         inputs.pop("labels")
         eos = self.template.eos_id
         if search == "native":
@@ -274,6 +292,10 @@ class SlamASR(nn.Module):
                 eos_id=eos,
                 length_penalty=length_penalty,
                 repetition_penalty=repetition_penalty,
+                ctc_logp=ctc_logp,
+                ctc_lengths=speech[1],
+                ctc_weight=ctc_weight,
+                ctc_pre_beam=ctc_pre_beam,
             )
         if search != "hf":
             raise ValueError(f"search={search!r}; choose native, hf or ctc")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from slamasr.models.beam_search import beam_search
+from slamasr.models.beam_search import CTCPrefixScorer, beam_search
 from slamasr.models.slam import pad_sequences
 
 VOCAB, EOS = 12, 3
@@ -162,3 +165,92 @@ def test_rejects_bad_arguments(llm) -> None:
     with pytest.raises(ValueError, match=">= 1"):
         batched(llm, seqs, [3, 0], 2)
     assert all(len(h) <= 1 for h in batched(llm, seqs, [1, 1], 2))
+
+
+def _prefix_probability(logp: torch.Tensor, prefix: list[int], exact: bool) -> float:
+    """Sum of p(path) over all CTC paths (class 0 blank, c + 1 token c) whose collapsed
+    label sequence starts with ``prefix`` (equals it when ``exact``), by enumeration."""
+    steps, classes = logp.shape
+    total = 0.0
+    for path in itertools.product(range(classes), repeat=steps):
+        out, prev = [], 0
+        for c in path:
+            if c != prev and c != 0:
+                out.append(c - 1)
+            prev = c
+        if (out == prefix) if exact else (out[: len(prefix)] == prefix):
+            total += float(logp[range(steps), list(path)].sum().exp())
+    return total
+
+
+def test_ctc_prefix_scores_match_path_enumeration() -> None:
+    """Each candidate's score is log p(the CTC output starts with prefix + candidate); EOS
+    scores log p(output == prefix); positions past an utterance's length do not count; the
+    state carried by ``advance`` gives the same for the next token."""
+    torch.manual_seed(0)
+    vocab, eos = 4, 3
+    logp = torch.log_softmax(torch.randn(2, 4, 1 + vocab), dim=-1)
+    lengths = torch.tensor([4, 3])
+    scorer = CTCPrefixScorer(logp, lengths, num_beams=1, eos_id=eos)
+    cands = torch.tensor([[0, 1, 2, 3], [0, 1, 2, 3]])
+    psi, states = scorer.score(cands)
+    for b in range(2):
+        valid = logp[b, : int(lengths[b])]
+        for j, c in enumerate(cands[b].tolist()):
+            want = (
+                _prefix_probability(valid, [], exact=True)
+                if c == eos
+                else (_prefix_probability(valid, [c], exact=False))
+            )
+            assert math.isclose(float(psi[b, j].exp()), want, rel_tol=1e-4), (b, c)
+    scorer.advance(states, torch.tensor([0, 1]), torch.tensor([1, 1]))  # both take token 1
+    scorer.set_last(torch.tensor([1, 1]))
+    psi, _ = scorer.score(cands)
+    for b in range(2):
+        valid = logp[b, : int(lengths[b])]
+        for j, c in enumerate(cands[b].tolist()):
+            want = (
+                _prefix_probability(valid, [1], exact=True)
+                if c == eos
+                else (_prefix_probability(valid, [1, c], exact=False))
+            )
+            assert math.isclose(float(psi[b, j].exp()), want, rel_tol=1e-4, abs_tol=1e-9), (b, c)
+
+
+def _peaked_ctc(sequences: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC log-probs that spell each sequence (token, blank, token, ...) with high certainty."""
+    logp = torch.full((len(sequences), width, 1 + VOCAB), -9.0)
+    logp[..., 0] = 0.0  # blank elsewhere
+    for b, seq in enumerate(sequences):
+        for i, tok in enumerate(seq):
+            logp[b, 2 * i, 0], logp[b, 2 * i, tok + 1] = -9.0, 0.0
+    lengths = torch.tensor([2 * len(s) + 1 for s in sequences])
+    return torch.log_softmax(logp, dim=-1), lengths
+
+
+def test_joint_ctc_search_follows_a_confident_ctc_head(llm) -> None:
+    """With a heavy CTC weight the hypothesis is what the CTC head spells (the LLM only ranks
+    the candidates); each utterance gets the same result alone or in a batch; weight 0 is
+    the LLM-only search."""
+    seqs = prompts(3, [5, 7, 4])
+    targets = [[1, 2, 1], [5, 6, 7, 8], [9]]
+    logp, lengths = _peaked_ctc(targets, width=9)
+    kwargs = dict(ctc_logp=logp, ctc_lengths=lengths, ctc_weight=0.9, ctc_pre_beam=VOCAB - 1)
+    assert batched(llm, seqs, [8, 8, 8], 3, **kwargs) == targets
+    for i in range(3):
+        alone = batched(
+            llm,
+            [seqs[i]],
+            [8],
+            3,
+            ctc_logp=logp[i : i + 1],
+            ctc_lengths=lengths[i : i + 1],
+            ctc_weight=0.9,
+            ctc_pre_beam=VOCAB - 1,
+        )
+        assert alone == [targets[i]]
+    plain = batched(llm, seqs, [8, 8, 8], 3)
+    assert (
+        batched(llm, seqs, [8, 8, 8], 3, ctc_logp=logp, ctc_lengths=lengths, ctc_weight=0.0)
+        == plain
+    )

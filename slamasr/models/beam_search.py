@@ -156,15 +156,15 @@ class CTCPrefixScorer:
         psi = torch.where(cands == self.eos_id, total[-1][:, None], psi)
         return psi, torch.stack([rn, rb], dim=-1)
 
-    def advance(self, states: torch.Tensor, rows: torch.Tensor, picks: torch.Tensor) -> None:
-        """Keep, for each new beam, the state of candidate ``picks`` of row ``rows``."""
+    def advance(
+        self, states: torch.Tensor, rows: torch.Tensor, picks: torch.Tensor, tokens: torch.Tensor
+    ) -> None:
+        """Each new beam extends row ``rows`` by its candidate number ``picks``, token
+        ``tokens``; ``states`` are the forward variables :meth:`score` returned."""
         self.r = states[:, rows, picks]  # (T, N', 2)
         self.utt = self.utt[rows]
-        self.last = self.last[rows]  # replaced by the caller's tokens via set_last
-        self.prefix_len += 1
-
-    def set_last(self, tokens: torch.Tensor) -> None:
         self.last = tokens
+        self.prefix_len += 1
 
 
 @torch.no_grad()
@@ -269,7 +269,7 @@ def beam_search(
         src_flat: list[int] = []  # flat index of each kept candidate in (n*k, vocab)
         for pos, utt in enumerate(active):
             row = rows[utt]
-            chosen: list[tuple[float, int, int]] = []
+            chosen: list[tuple[float, int, int, int]] = []  # score, beam, token, flat index
             for rank, (score, flat) in enumerate(zip(top_scores_l[pos], top_idx_l[pos])):
                 if score == -math.inf:
                     break
@@ -318,8 +318,7 @@ def beam_search(
         if scorer is not None:
             picked = torch.tensor(src_flat, dtype=torch.long, device=device)
             llm_scores = cand_llm.view(-1)[picked].view(len(active), k)
-            scorer.advance(ctc_states, picked // vocab, picked % vocab)
-            scorer.set_last(new_tok)
+            scorer.advance(ctc_states, picked // vocab, picked % vocab, new_tok)
         new_embeds = embed(new_tok[:, None]).to(inputs_embeds.dtype)  # (n'*k, 1, d)
         logits = step(new_embeds, mask, next_pos[:, None], cache)
         next_pos = next_pos + 1

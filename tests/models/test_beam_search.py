@@ -203,8 +203,8 @@ def test_ctc_prefix_scores_match_path_enumeration() -> None:
                 else (_prefix_probability(valid, [c], exact=False))
             )
             assert math.isclose(float(psi[b, j].exp()), want, rel_tol=1e-4), (b, c)
-    scorer.advance(states, torch.tensor([0, 1]), torch.tensor([1, 1]))  # both take token 1
-    scorer.set_last(torch.tensor([1, 1]))
+    # both rows take their candidate number 1, token 1
+    scorer.advance(states, torch.tensor([0, 1]), torch.tensor([1, 1]), torch.tensor([1, 1]))
     psi, _ = scorer.score(cands)
     for b in range(2):
         valid = logp[b, : int(lengths[b])]

@@ -13,8 +13,10 @@ Builders write Hugging Face checkpoints into a directory so the real loading cod
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -297,3 +299,15 @@ def select_items(batch: dict[str, Any], index: list[int]) -> dict[str, Any]:
 def dump_json(obj: Any, path: Path) -> None:
     """Write ``obj`` as JSON (used to add preprocessor configs to tiny checkpoints)."""
     Path(path).write_text(json.dumps(obj), encoding="utf-8")
+
+
+def ctc_paths(steps: int, classes: int) -> Iterator[tuple[tuple[int, ...], list[int]]]:
+    """Every CTC path over ``steps`` positions (class 0 = blank, c + 1 = token c) with the token
+    ids it collapses to (repeats merged, blanks removed): brute force for small cases."""
+    for path in itertools.product(range(classes), repeat=steps):
+        collapsed, prev = [], 0
+        for c in path:
+            if c != prev and c != 0:
+                collapsed.append(c - 1)
+            prev = c
+        yield path, collapsed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
@@ -11,6 +10,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 
 from slamasr.models.beam_search import CTCPrefixScorer, beam_search
 from slamasr.models.slam import pad_sequences
+from tests.helpers import ctc_paths
 
 VOCAB, EOS = 12, 3
 
@@ -172,12 +172,7 @@ def _prefix_probability(logp: torch.Tensor, prefix: list[int], exact: bool) -> f
     label sequence starts with ``prefix`` (equals it when ``exact``), by enumeration."""
     steps, classes = logp.shape
     total = 0.0
-    for path in itertools.product(range(classes), repeat=steps):
-        out, prev = [], 0
-        for c in path:
-            if c != prev and c != 0:
-                out.append(c - 1)
-            prev = c
+    for path, out in ctc_paths(steps, classes):
         if (out == prefix) if exact else (out[: len(prefix)] == prefix):
             total += float(logp[range(steps), list(path)].sum().exp())
     return total

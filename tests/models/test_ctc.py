@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 
 from slamasr.models import build_model
 from slamasr.models.ctc import TokenCTCHead
-from tests.helpers import make_tiny_batch, tiny_model_config
+from tests.helpers import ctc_paths, make_tiny_batch, tiny_model_config
 
 
 def _brute_force_ctc(logp: torch.Tensor, target: list[int]) -> float:
@@ -19,12 +18,7 @@ def _brute_force_ctc(logp: torch.Tensor, target: list[int]) -> float:
     that collapses to ``target`` (token ids), by enumerating all paths."""
     steps, classes = logp.shape
     total = -math.inf
-    for path in itertools.product(range(classes), repeat=steps):
-        collapsed, prev = [], 0
-        for c in path:
-            if c != prev and c != 0:
-                collapsed.append(c - 1)
-            prev = c
+    for path, collapsed in ctc_paths(steps, classes):
         if collapsed == target:
             path_logp = logp[range(steps), path].sum().detach()
             total = float(torch.logaddexp(torch.tensor(total), path_logp))

@@ -144,11 +144,14 @@ class SlamASR(nn.Module):
         with_targets: bool,
         left_pad: bool,
         speech: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        targets: Optional[list[list[int]]] = None,
     ) -> dict[str, torch.Tensor]:
         """Embeddings, mask, position ids and labels for a batch.
 
         Args:
             speech: already projected ``(speech, lengths)``; computed when None.
+            targets: the transcripts' token ids (``template.target_ids``); tokenized from
+                ``batch["texts"]`` when None and ``with_targets``.
 
         Returns:
             dict with inputs_embeds ``(B, L, d)``, attention_mask ``(B, L)``,
@@ -158,7 +161,13 @@ class SlamASR(nn.Module):
         prompts = self._prompts(batch, training=with_targets and self.training)
         seqs, labels = [], []
         for i, prompt in enumerate(prompts):
-            target = self.template.target_ids(batch["texts"][i]) if with_targets else None
+            target = None
+            if with_targets:
+                target = (
+                    targets[i]
+                    if targets is not None
+                    else self.template.target_ids(batch["texts"][i])
+                )
             seq, lab = self._sequence(speech[i, : int(lengths[i])], prompt, target)
             seqs.append(seq)
             labels.append(lab)
@@ -180,14 +189,17 @@ class SlamASR(nn.Module):
             and num_utts.
         """
         speech, lengths = self.embed_speech(batch)  # (B, N, d), (B,)
+        target_ids = [self.template.target_ids(text) for text in batch["texts"]]  # EOS included
         out: dict[str, torch.Tensor] = {}
         if self.ctc_weight > 0:
-            out["ctc"] = self._ctc_loss(batch, speech, lengths)
+            out["ctc"] = self._ctc_loss(target_ids, speech, lengths)
             out["num_utts"] = torch.tensor(speech.shape[0])
         elif not llm_loss:
             raise ValueError("llm_loss=False trains on the CTC loss alone: needs ctc_weight > 0")
         if llm_loss:
-            inputs = self.build_inputs(batch, True, left_pad=False, speech=(speech, lengths))
+            inputs = self.build_inputs(
+                batch, True, left_pad=False, speech=(speech, lengths), targets=target_ids
+            )
             labels = inputs.pop("labels")  # (B, L)
             targets = labels[:, 1:]  # (B, L-1): token t+1 predicted at position t
             selected = targets != IGNORE_INDEX  # (B, L-1)
@@ -204,16 +216,13 @@ class SlamASR(nn.Module):
         return out
 
     def _ctc_loss(
-        self, batch: dict[str, Any], speech: torch.Tensor, lengths: torch.Tensor
+        self, targets: list[list[int]], speech: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
-        """The projector's auxiliary CTC loss against the transcript's token ids (no EOS)."""
+        """The projector's auxiliary CTC loss against the transcripts' token ids (EOS dropped)."""
         eos = self.template.eos_id
-        targets = []
-        for text in batch["texts"]:
-            ids = self.template.target_ids(text)
-            targets.append(ids[:-1] if ids and ids[-1] == eos else ids)
+        tokens = [ids[:-1] if ids and ids[-1] == eos else ids for ids in targets]
         embedding = self.llm.get_input_embeddings().weight
-        return self.projector.ctc.loss(speech, lengths, targets, embedding)
+        return self.projector.ctc.loss(speech, lengths, tokens, embedding)
 
     def _supervised_logits(
         self, inputs: dict[str, torch.Tensor], selected: torch.Tensor

@@ -85,7 +85,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   [ "$smoke" = true ] && ref_dir=exp/smoke-whisper-own-decoder/decode-beam$baseline_beams
   mkdir -p "$ref_dir"
   # Whisper's own decoder, run by CTranslate2 on the packaged model (the format it ships in;
-  # ~1.8x faster than transformers' generate here; --backend hf runs that instead)
+  # ~2x faster than transformers' generate here; --backend hf runs that instead)
   ct2_dir=$(python -c "from slamasr.converters.ct2_whisper import find_whisper_tiny_en_ct2 as f; print(f())")
   whisper_own_decoder() {  # <test sets> <threads>
     for s in $1; do

@@ -66,6 +66,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ct2-dir", type=Path, default=None, help="CTranslate2 model dir (--backend ct2)"
     )
+    parser.set_defaults(multilingual=False)  # main() reads it from --model-dir's generation config
     return parser
 
 

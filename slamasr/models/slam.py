@@ -274,7 +274,7 @@ class SlamASR(nn.Module):
             embedding = self.llm.get_input_embeddings().weight
             return self.projector.ctc.greedy(speech, lengths, embedding)
         bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
-        speech = self.embed_speech(batch)
+        speech, lengths = self.embed_speech(batch)
         ctc_logp = None
         if ctc_weight > 0:
             if self.projector.ctc is None:
@@ -285,9 +285,11 @@ class SlamASR(nn.Module):
             if search != "native":
                 raise ValueError(f"decode.ctc_weight > 0 needs search=native, not {search!r}")
             embedding = self.llm.get_input_embeddings().weight
-            logits = self.projector.ctc.logits(speech[0], embedding)  # (B, N, 1 + V)
+            logits = self.projector.ctc.logits(speech, embedding)  # (B, N, 1 + V)
             ctc_logp = torch.log_softmax(logits.float(), dim=-1)
-        inputs = self.build_inputs(batch, with_targets=False, left_pad=True, speech=speech)
+        inputs = self.build_inputs(
+            batch, with_targets=False, left_pad=True, speech=(speech, lengths)
+        )
         inputs.pop("labels")
         eos = self.template.eos_id
         if search == "native":
@@ -302,7 +304,7 @@ class SlamASR(nn.Module):
                 length_penalty=length_penalty,
                 repetition_penalty=repetition_penalty,
                 ctc_logp=ctc_logp,
-                ctc_lengths=speech[1],
+                ctc_lengths=lengths,
                 ctc_weight=ctc_weight,
                 ctc_pre_beam=ctc_pre_beam,
             )

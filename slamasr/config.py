@@ -193,7 +193,16 @@ def check_ctc_warmup(cfg: ExperimentConfig) -> None:
 
 
 def check_ctc_decoding(cfg: ExperimentConfig) -> None:
-    """``decode.ctc_weight`` scores hypotheses with the projector's CTC head, which must exist."""
+    """``decode.ctc_weight`` scores hypotheses with a CTC head (``decode.ctc_head``), which
+    must exist."""
+    reads = cfg.decode.ctc_weight > 0 or cfg.decode.search == "ctc"
+    if reads and cfg.decode.ctc_head == "char" and cfg.model.char_ctc.weight <= 0:
+        raise ConfigError(
+            "decode.ctc_head=char reads the character CTC head, but model.char_ctc.weight=0 "
+            "(trained without one); set decode.ctc_head=token"
+        )
+    if cfg.decode.ctc_head == "char":
+        return
     if cfg.decode.ctc_weight > 0 and cfg.model.projector.ctc_weight <= 0:
         raise ConfigError(
             f"decode.ctc_weight={cfg.decode.ctc_weight} scores hypotheses with the projector's "

@@ -37,15 +37,22 @@ class DecodeOutputExistsError(RuntimeError):
 
 
 def decode_tag(
-    checkpoint: str, avg: int, num_beams: int, search: str = "native", ctc_weight: float = 0.0
+    checkpoint: str,
+    avg: int,
+    num_beams: int,
+    search: str = "native",
+    ctc_weight: float = 0.0,
+    ctc_head: str = "token",
 ) -> str:
     """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory
     (``...-ctc-greedy`` for the CTC-head probe, ``decode.search=ctc``; ``...-beam<N>-ctc<w>``
-    for joint CTC/LLM search, ``decode.ctc_weight``)."""
+    for joint CTC/LLM search, ``decode.ctc_weight``; ``ctc`` reads ``charctc`` with the
+    character head, ``decode.ctc_head=char``)."""
+    name = "charctc" if ctc_head == "char" else "ctc"
     if search == "ctc":
-        return f"decode-{checkpoint}-avg{avg}-ctc-greedy"
+        return f"decode-{checkpoint}-avg{avg}-{name}-greedy"
     tag = f"decode-{checkpoint}-avg{avg}-beam{num_beams}"
-    return f"{tag}-ctc{ctc_weight:g}" if ctc_weight > 0 else tag
+    return f"{tag}-{name}{ctc_weight:g}" if ctc_weight > 0 else tag
 
 
 def load_trainable_weights(
@@ -90,6 +97,7 @@ def decode_batch(
             search=cfg.search,
             ctc_weight=cfg.ctc_weight,
             ctc_pre_beam=cfg.ctc_pre_beam,
+            ctc_head=cfg.ctc_head,
         )
     if len(hyps) != len(batch["cut_ids"]):
         raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")
@@ -322,7 +330,7 @@ def run_decoding(
 
     dcfg = cfg.decode
     out_dir = Path(exp_dir) / decode_tag(
-        dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search, dcfg.ctc_weight
+        dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search, dcfg.ctc_weight, dcfg.ctc_head
     )
     check_overwrite(out_dir, test_sets, overwrite)
     device = device or resolve_device(dist_info_from_env().local_rank, cfg.train.device)

@@ -27,6 +27,10 @@ class DecodeConfig:
             ``model.projector.ctc_weight`` > 0 and search=native.
         ctc_pre_beam: with ctc_weight > 0, how many of the LLM's best tokens per beam get a
             CTC score (EOS always does).
+        ctc_head: which CTC head ``ctc_weight`` and ``search=ctc`` read: token (the
+            projector's, ``model.projector.ctc_weight``) | char (the character head on the
+            encoder's frames, ``model.char_ctc.weight``; spells words the token head never saw
+            in training).
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
@@ -41,6 +45,7 @@ class DecodeConfig:
     search: str = "native"
     ctc_weight: float = 0.0
     ctc_pre_beam: int = 8
+    ctc_head: str = "token"
     checkpoint: str = "best"
     avg: int = 1
 
@@ -58,6 +63,8 @@ class DecodeConfig:
                 f"decode.ctc_weight={self.ctc_weight} needs decode.search=native, "
                 f"not {self.search!r}"
             )
+        if self.ctc_head not in ("token", "char"):
+            raise ValueError(f"decode.ctc_head={self.ctc_head!r}; choose token or char")
         if self.ctc_pre_beam < 1:
             raise ValueError(f"decode.ctc_pre_beam={self.ctc_pre_beam}; must be >= 1")
         if self.avg < 1:

@@ -205,6 +205,17 @@ BAD_CONFIGS = [
         ["decode.ctc_weight=0.3", "model.projector.ctc_weight=0", "set decode.ctc_weight=0"],
     ),
     (["decode.ctc_weight=1"], "whisper80", ["decode.ctc_weight=1", "[0, 1)"]),
+    (
+        ["decode.ctc_weight=0.3", "decode.ctc_head=char"],
+        "whisper80",
+        ["decode.ctc_head=char", "model.char_ctc.weight=0", "set decode.ctc_head=token"],
+    ),
+    (["decode.ctc_head=chars"], "whisper80", ["decode.ctc_head='chars'", "token or char"]),
+    (
+        ["model.char_ctc.weight=0.3", "model.char_ctc.alphabet=abc"],
+        "whisper80",
+        ["model.char_ctc.alphabet='abc'", "no space"],
+    ),
 ]
 
 

@@ -74,7 +74,9 @@ def print_out_dir(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     dcfg = cfg.decode
-    tag = decode_tag(dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search, dcfg.ctc_weight)
+    tag = decode_tag(
+        dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search, dcfg.ctc_weight, dcfg.ctc_head
+    )
     print(args.exp_dir / tag)
     return 0
 

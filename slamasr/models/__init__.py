@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from slamasr.models.config import ModelConfig
+from slamasr.models.ctc import CharCTCHead
 from slamasr.models.encoders import build_encoder
 from slamasr.models.llm import PromptTemplate, load_llm
 from slamasr.models.projector import build_projector
@@ -51,8 +52,21 @@ def build_model(cfg: ModelConfig, device: str | torch.device = "cpu") -> SlamASR
     projector = build_projector(cfg.projector, encoder.output_dim, llm_dim, text_rms)
     projector = projector.to(device)
     template = PromptTemplate(tokenizer, cfg.prompt, add_bos=cfg.llm.add_bos)
+    char_ctc = None
+    if cfg.char_ctc.weight > 0:
+        char = cfg.char_ctc
+        char_ctc = CharCTCHead(
+            encoder.output_dim, char.alphabet, char.hidden_dim, char.num_layers, char.context
+        ).to(device)
     model = SlamASR(
-        encoder, projector, llm, tokenizer, template, ctc_weight=cfg.projector.ctc_weight
+        encoder,
+        projector,
+        llm,
+        tokenizer,
+        template,
+        ctc_weight=cfg.projector.ctc_weight,
+        char_ctc=char_ctc,
+        char_ctc_weight=cfg.char_ctc.weight,
     )
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     logger.info(

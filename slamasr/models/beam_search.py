@@ -101,6 +101,35 @@ def _penalize(logits: torch.Tensor, history: torch.Tensor, penalty: float) -> to
     return logits.scatter(1, history, picked)
 
 
+@dataclass
+class CTCLabels:
+    """How LLM tokens spell in a CTC head's classes, when those are not the tokens themselves.
+
+    A character CTC head (:class:`slamasr.models.ctc.CharCTCHead`) has one class per
+    character; an LLM token then extends a hypothesis by several classes (``" the"`` -> space,
+    t, h, e). Row ``v`` of ``start`` holds token ``v``'s classes when it begins a hypothesis
+    (a leading space dropped), row ``v`` of ``cont`` when it continues one; ``*_len`` give the
+    number of valid entries. Length 0 = the token cannot be spelled (a character outside the
+    head's alphabet, whitespace only): such candidates get probability 0.
+
+    Args:
+        start: ``(V, M)`` class ids (>= 1; 0 is the blank), padded with 0.
+        start_len: ``(V,)``.
+        cont: ``(V, M)``.
+        cont_len: ``(V,)``.
+    """
+
+    start: torch.Tensor
+    start_len: torch.Tensor
+    cont: torch.Tensor
+    cont_len: torch.Tensor
+
+    def to(self, device: torch.device) -> CTCLabels:
+        return CTCLabels(
+            *(t.to(device) for t in (self.start, self.start_len, self.cont, self.cont_len))
+        )
+
+
 class CTCPrefixScorer:
     """CTC prefix scores of every beam's hypothesis, for joint CTC/LLM beam search.
 
@@ -110,16 +139,27 @@ class CTCPrefixScorer:
     time. Candidates are scored only for the tokens the LLM ranks highest (plus EOS, whose
     score is the probability of the whole of ``g``), as ESPnet's pre-beam does.
 
+    A token is one CTC class (the projector's token head: class ``c + 1`` = token ``c``), or
+    with ``labels`` a sequence of classes (a character head): the forward variables are then
+    carried through each of the token's classes in the same pass over the positions, so a
+    step costs one loop over the positions whatever the tokens' lengths.
+
     Args:
-        logp: ``(B, T, 1 + V)`` log-probabilities per speech position, class 0 = blank,
-            class c + 1 = token c (:meth:`slamasr.models.ctc.TokenCTCHead.logits`).
+        logp: ``(B, T, C)`` log-probabilities per position, class 0 = blank
+            (:meth:`slamasr.models.ctc.TokenCTCHead.logits`: ``C = 1 + V``).
         lengths: valid positions per utterance ``(B,)``; later positions count as blank.
         num_beams: beams per utterance (rows are utterance-major, as in :func:`beam_search`).
         eos_id: the LLM's end token.
+        labels: token -> classes (:class:`CTCLabels`); None = class ``token + 1``.
     """
 
     def __init__(
-        self, logp: torch.Tensor, lengths: torch.Tensor, num_beams: int, eos_id: int
+        self,
+        logp: torch.Tensor,
+        lengths: torch.Tensor,
+        num_beams: int,
+        eos_id: int,
+        labels: Optional[CTCLabels] = None,
     ) -> None:
         batch, width, _ = logp.shape
         x = logp.float().transpose(0, 1).clone()  # (T, B, C)
@@ -128,42 +168,72 @@ class CTCPrefixScorer:
         x[..., 0][pad] = 0.0  # past the end: blank with probability 1
         self.x = x
         self.eos_id = eos_id
+        self.labels = labels
         self.utt = torch.arange(batch, device=logp.device).repeat_interleave(num_beams)  # (N,)
         blank = x[:, self.utt, 0]  # (T, N)
         self.r = torch.stack([torch.full_like(blank, -math.inf), blank.cumsum(0)], dim=-1)
         self.last = torch.full((batch * num_beams,), -1, dtype=torch.long, device=logp.device)
         self.prefix_len = 0
+        self._cand_last: Optional[torch.Tensor] = None
+
+    def _classes(self, cands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class sequences ``(N, K, M)`` and their lengths ``(N, K)`` of the candidates."""
+        if self.labels is None:
+            return cands[..., None] + 1, torch.ones_like(cands)
+        if self.prefix_len == 0:
+            table, table_len = self.labels.start, self.labels.start_len
+        else:
+            table, table_len = self.labels.cont, self.labels.cont_len
+        count = table_len[cands]
+        width = max(int(count.max()), 1) if count.numel() else 1
+        return table[cands][..., :width], count
 
     def score(self, cands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Prefix log-probabilities ``(N, K)`` of each row's hypothesis + each candidate
         token ``(N, K)``, and the forward variables ``(T, N, K, 2)`` that go with them."""
-        xs = self.x[:, self.utt[:, None], cands + 1]  # (T, N, K)
-        xb = self.x[:, self.utt, 0][:, :, None]  # (T, N, 1)
+        classes, count = self._classes(cands)  # (N, K, M), (N, K)
+        feasible = (count > 0) & (cands != self.eos_id)
+        final = (count - 1).clamp(min=0)  # index of each candidate's last class
+        xs = self.x[:, self.utt[:, None, None], classes]  # (T, N, K, M)
+        xb = self.x[:, self.utt, 0][:, :, None, None]  # (T, N, 1, 1)
         r_prev = self.r  # (T, N, 2): [non-blank end, blank end]
         total = torch.logaddexp(r_prev[..., 0], r_prev[..., 1])  # (T, N)
-        same = (cands == self.last[:, None])[None]  # a repeat needs a blank in between
+        # phi[t]: the hypothesis is complete by position t and the first new class may follow;
+        # a class equal to the one before needs a blank in between
+        same = (classes[..., 0] == self.last[:, None])[None]  # (1, N, K)
         phi = torch.where(same, r_prev[..., 1][:, :, None], total[:, :, None])  # (T, N, K)
-        width = xs.shape[0]
-        rn = torch.full_like(xs, -math.inf)
-        rb = torch.full_like(xs, -math.inf)
-        if self.prefix_len == 0:
-            rn[0] = xs[0]
-        psi = rn[0].clone()
-        for t in range(1, width):
-            rn[t] = torch.logaddexp(rn[t - 1], phi[t - 1]) + xs[t]
-            rb[t] = torch.logaddexp(rn[t - 1], rb[t - 1]) + xb[t]
-            psi = torch.logaddexp(psi, phi[t - 1] + xs[t])
+        repeat = torch.zeros_like(classes, dtype=torch.bool)
+        repeat[..., 1:] = classes[..., 1:] == classes[..., :-1]
+        neg = torch.tensor(-math.inf, device=xs.device)
+        width, rows, k, m = xs.shape
+        gather = final[..., None]  # (N, K, 1)
+        rn = torch.full((rows, k, m), -math.inf, device=xs.device)
+        rb = torch.full_like(rn, -math.inf)
+        out = torch.full((width, rows, k, 2), -math.inf, device=xs.device)
+        psi = torch.full((rows, k), -math.inf, device=xs.device)
+        start = torch.full((rows, k), 0.0 if self.prefix_len == 0 else -math.inf, device=xs.device)
+        for t in range(width):
+            first = start if t == 0 else phi[t - 1]  # (N, K): entering the first new class
+            later = torch.logaddexp(rb[..., :-1], torch.where(repeat[..., 1:], neg, rn[..., :-1]))
+            enter = torch.cat([first[..., None], later], dim=-1)  # (N, K, M)
+            rn, rb = (
+                torch.logaddexp(rn, enter) + xs[t],
+                torch.logaddexp(rb, rn) + xb[t],
+            )
+            psi = torch.logaddexp(psi, (enter + xs[t]).gather(-1, gather).squeeze(-1))
+            out[t, ..., 0] = rn.gather(-1, gather).squeeze(-1)
+            out[t, ..., 1] = rb.gather(-1, gather).squeeze(-1)
+        psi = torch.where(feasible, psi, neg)
         psi = torch.where(cands == self.eos_id, total[-1][:, None], psi)
-        return psi, torch.stack([rn, rb], dim=-1)
+        self._cand_last = classes.gather(-1, gather).squeeze(-1)  # (N, K)
+        return psi, out
 
-    def advance(
-        self, states: torch.Tensor, rows: torch.Tensor, picks: torch.Tensor, tokens: torch.Tensor
-    ) -> None:
-        """Each new beam extends row ``rows`` by its candidate number ``picks``, token
-        ``tokens``; ``states`` are the forward variables :meth:`score` returned."""
+    def advance(self, states: torch.Tensor, rows: torch.Tensor, picks: torch.Tensor) -> None:
+        """Each new beam extends row ``rows`` by its candidate number ``picks`` of the last
+        :meth:`score`; ``states`` are the forward variables it returned."""
         self.r = states[:, rows, picks]  # (T, N', 2)
         self.utt = self.utt[rows]
-        self.last = tokens
+        self.last = self._cand_last[rows, picks]
         self.prefix_len += 1
 
 
@@ -183,6 +253,7 @@ def beam_search(
     ctc_lengths: Optional[torch.Tensor] = None,
     ctc_weight: float = 0.0,
     ctc_pre_beam: int = 8,
+    ctc_labels: Optional[CTCLabels] = None,
 ) -> list[list[int]]:
     """Beam search for a left-padded batch of prompts given as embeddings.
 
@@ -202,6 +273,8 @@ def beam_search(
         ctc_lengths: valid CTC positions per utterance ``(B,)``.
         ctc_weight: lambda of ``(1 - lambda) * log p_LLM + lambda * log p_CTC-prefix``.
         ctc_pre_beam: with CTC, the candidates per beam: the LLM's top tokens (+ EOS).
+        ctc_labels: how tokens spell in the CTC classes (a character head); None = class
+            ``token + 1`` (the projector's token head).
 
     Returns:
         The best hypothesis per utterance, token ids without EOS, in batch order.
@@ -230,7 +303,7 @@ def beam_search(
     if ctc_logp is not None and ctc_weight > 0:
         if ctc_lengths is None or ctc_logp.shape[0] != batch:
             raise ValueError("ctc_logp needs one row per utterance and ctc_lengths")
-        scorer = CTCPrefixScorer(ctc_logp, ctc_lengths, k, eos_id)
+        scorer = CTCPrefixScorer(ctc_logp, ctc_lengths, k, eos_id, ctc_labels)
         llm_scores = beam_scores.clone()  # (B, k): the LLM's own sums
 
     rows = [_Row(bound=b) for b in bounds]
@@ -318,7 +391,7 @@ def beam_search(
         if scorer is not None:
             picked = torch.tensor(src_flat, dtype=torch.long, device=device)
             llm_scores = cand_llm.view(-1)[picked].view(len(active), k)
-            scorer.advance(ctc_states, picked // vocab, picked % vocab, new_tok)
+            scorer.advance(ctc_states, picked // vocab, picked % vocab)
         new_embeds = embed(new_tok[:, None]).to(inputs_embeds.dtype)  # (n'*k, 1, d)
         logits = step(new_embeds, mask, next_pos[:, None], cache)
         next_pos = next_pos + 1

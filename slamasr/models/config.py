@@ -111,6 +111,47 @@ class ProjectorConfig:
 
 
 @dataclass
+class CharCTCConfig:
+    """A character CTC head on the encoder's frames (``model.char_ctc``; not in the paper).
+
+    Trained beside the projector (its own parameters, the same batches); decoding can score
+    hypotheses with it (``decode.ctc_head: char``) instead of the projector's token head, so
+    words whose tokens never occur in training can still be spelled
+    (``slamasr.models.ctc.CharCTCHead``).
+
+    Attributes:
+        weight: weight of its CTC loss beside the LLM loss; 0 = no head (the paper).
+        alphabet: its characters; one case only = transcripts and LLM tokens are case-folded
+            to it. The default fits ``data.text_norm`` lower or upper (letters, apostrophe,
+            space).
+        hidden_dim: width of its hidden layers.
+        num_layers: hidden layers (Linear-ReLU).
+        context: encoder frames on each side stacked with each frame.
+    """
+
+    weight: float = 0.0
+    alphabet: str = " 'abcdefghijklmnopqrstuvwxyz"
+    hidden_dim: int = 1024
+    num_layers: int = 2
+    context: int = 1
+
+    def validate(self) -> None:
+        if not self.weight >= 0:
+            raise ValueError(f"model.char_ctc.weight={self.weight}; must be >= 0 (0 = off)")
+        if not self.alphabet or len(set(self.alphabet)) != len(self.alphabet):
+            raise ValueError(
+                f"model.char_ctc.alphabet={self.alphabet!r} is empty or repeats a character"
+            )
+        if " " not in self.alphabet:
+            raise ValueError(
+                f"model.char_ctc.alphabet={self.alphabet!r} has no space: words could not be "
+                "told apart; add ' '"
+            )
+        if self.hidden_dim < 1 or self.num_layers < 0 or self.context < 0:
+            raise ValueError("model.char_ctc: hidden_dim must be >= 1, num_layers and context >= 0")
+
+
+@dataclass
 class LLMConfig:
     """The frozen LLM (``model.llm``).
 
@@ -178,7 +219,8 @@ class ModelConfig:
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
+    char_ctc: CharCTCConfig = field(default_factory=CharCTCConfig)
 
     def validate(self) -> None:
-        for part in (self.encoder, self.projector, self.llm, self.prompt):
+        for part in (self.encoder, self.projector, self.llm, self.prompt, self.char_ctc):
             part.validate()

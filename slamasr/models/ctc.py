@@ -16,11 +16,13 @@ the LLM loss.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from slamasr.models.beam_search import CTCLabels
 
 
 class TokenCTCHead(nn.Module):
@@ -147,3 +149,149 @@ class TokenCTCHead(nn.Module):
                 prev = c
             out.append(ids)
         return out
+
+
+DEFAULT_ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"
+
+
+class CharCTCHead(nn.Module):
+    """A character CTC head on the encoder's frames (before the downsampler).
+
+    Not in the paper. The projector's token head (:class:`TokenCTCHead`) can only emit tokens
+    it has seen as targets: a word whose tokens never occur in the training transcripts gets
+    no probability, and in joint decoding it then vetoes the LLM when the LLM proposes the
+    word. Characters do not have that gap: a few thousand utterances show every letter many
+    times, so the head spells unseen words by their sound, and the LLM, which knows how words
+    are spelled, picks among the spellings in the joint search
+    (:class:`slamasr.models.beam_search.CTCLabels`).
+
+    It reads the encoder's frames at their own rate (50 Hz for Whisper): speech runs at
+    ~15 characters a second, too many for CTC at the projector's 10 Hz.
+
+    Args:
+        input_dim: the encoder's width.
+        alphabet: the characters, class ``i + 1`` = ``alphabet[i]`` (class 0 = blank). An
+            alphabet in one case folds the transcripts (and the LLM's tokens) to that case.
+        hidden_dim: width of the hidden layers.
+        num_layers: hidden layers (Linear-ReLU each).
+        context: frames on each side stacked with each frame before the first layer.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        alphabet: str = DEFAULT_ALPHABET,
+        hidden_dim: int = 1024,
+        num_layers: int = 2,
+        context: int = 1,
+    ) -> None:
+        super().__init__()
+        if len(set(alphabet)) != len(alphabet) or not alphabet:
+            raise ValueError(f"CTC alphabet {alphabet!r} is empty or repeats a character")
+        self.alphabet = alphabet
+        self.context = context
+        self.index = {c: i + 1 for i, c in enumerate(alphabet)}
+        single_case = alphabet.lower() == alphabet or alphabet.upper() == alphabet
+        self._fold = (
+            (str.lower if alphabet.lower() == alphabet else str.upper) if single_case else None
+        )
+        layers: list[nn.Module] = []
+        width = input_dim * (2 * context + 1)
+        for _ in range(num_layers):
+            layers += [nn.Linear(width, hidden_dim), nn.ReLU()]
+            width = hidden_dim
+        layers.append(nn.Linear(width, 1 + len(alphabet)))
+        self.net = nn.Sequential(*layers)
+
+    def fold(self, text: str) -> str:
+        """``text`` in the alphabet's case (unchanged for a mixed-case alphabet)."""
+        return self._fold(text) if self._fold else text
+
+    def encode(self, text: str) -> Optional[list[int]]:
+        """Class ids of ``text`` (case-folded), or None when a character is not in the
+        alphabet."""
+        ids = [self.index.get(c) for c in self.fold(text)]
+        return None if any(i is None for i in ids) else ids
+
+    def logits(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, T, D)`` encoder frames -> ``(B, T, 1 + len(alphabet))``."""
+        weight = self.net[0].weight
+        x = frames.to(weight.dtype)
+        if self.context:
+            steps = x.shape[1]
+            padded = F.pad(x, (0, 0, self.context, self.context))
+            x = torch.cat([padded[:, i : i + steps] for i in range(2 * self.context + 1)], -1)
+        return self.net(x)
+
+    def loss(
+        self, frames: torch.Tensor, lengths: torch.Tensor, texts: list[str]
+    ) -> tuple[torch.Tensor, int]:
+        """Mean over utterances of the CTC loss per character, and how many utterances were
+        left out because a character of theirs is not in the alphabet (or they are empty)."""
+        targets = [self.encode(t) for t in texts]
+        keep = [i for i, t in enumerate(targets) if t]
+        if not keep:
+            return frames.sum() * 0.0, len(texts)
+        index = torch.tensor(keep, device=frames.device)
+        logp = F.log_softmax(self.logits(frames[index]).float(), dim=-1)
+        flat = torch.tensor([c for i in keep for c in targets[i]], device=frames.device)
+        loss = F.ctc_loss(
+            logp.transpose(0, 1),
+            flat,
+            lengths[index].to(torch.long),
+            torch.tensor([len(targets[i]) for i in keep], device=frames.device),
+            blank=0,
+            reduction="mean",
+            zero_infinity=True,
+        )
+        return loss, len(texts) - len(keep)
+
+    @torch.no_grad()
+    def greedy(self, frames: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Best-path text per utterance (repeats merged, blanks removed, spaces collapsed)."""
+        best = self.logits(frames).argmax(-1)  # (B, T)
+        out = []
+        for row, n in zip(best.tolist(), lengths.tolist()):
+            chars, prev = [], 0
+            for c in row[: int(n)]:
+                if c != prev and c != 0:
+                    chars.append(self.alphabet[c - 1])
+                prev = c
+            out.append(" ".join("".join(chars).split()))
+        return out
+
+    def spell_tokens(self, tokenizer: Any, vocab_size: int) -> CTCLabels:
+        """How each of the LLM's ``vocab_size`` tokens spells in this head's classes.
+
+        A token's text is what it adds after an anchor token (``"a"``): decoding a token on
+        its own drops a leading word-boundary space in sentencepiece-style tokenizers. At the
+        start of a hypothesis that leading space is dropped. A token that adds nothing,
+        whitespace only, a trailing space, a run of spaces, or a character outside the
+        alphabet (after case folding) gets length 0 (unspellable); so do special tokens and
+        ids the tokenizer does not know.
+        """
+        anchor = tokenizer.encode("a", add_special_tokens=False)
+        base = tokenizer.decode(anchor, clean_up_tokenization_spaces=False)
+        known = min(vocab_size, len(tokenizer))
+        texts = tokenizer.batch_decode(
+            [anchor + [token] for token in range(known)], clean_up_tokenization_spaces=False
+        )
+        start: list[list[int]] = []
+        cont: list[list[int]] = []
+        for text in texts + [""] * (vocab_size - known):
+            piece = text[len(base) :] if text.startswith(base) else ""
+            ok = piece.strip() != "" and "  " not in piece and not piece.endswith(" ")
+            ids = self.encode(piece) if ok else None
+            first = self.encode(piece[1:]) if ids and piece.startswith(" ") else ids
+            cont.append(ids or [])
+            start.append(first or [])
+        return CTCLabels(*_pad_table(start), *_pad_table(cont))
+
+
+def _pad_table(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ragged class lists -> ``(V, M)`` zero-padded table and ``(V,)`` lengths."""
+    width = max((len(r) for r in rows), default=1) or 1
+    table = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        table[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return table, torch.tensor([len(r) for r in rows], dtype=torch.long)

@@ -15,7 +15,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from slamasr.models.beam_search import beam_search
+from slamasr.models.beam_search import CTCLabels, beam_search
+from slamasr.models.ctc import CharCTCHead
 from slamasr.models.encoders import SpeechEncoder
 from slamasr.models.llm import PromptTemplate, decoder_and_head
 from slamasr.models.projector import Projector
@@ -35,6 +36,8 @@ class SlamASR(nn.Module):
         tokenizer: its tokenizer.
         template: the prompt template.
         ctc_weight: weight of the projector's auxiliary CTC loss (needs ``projector.ctc``).
+        char_ctc: a character CTC head on the encoder's frames (trained beside the projector).
+        char_ctc_weight: weight of its loss.
     """
 
     def __init__(
@@ -45,16 +48,24 @@ class SlamASR(nn.Module):
         tokenizer: Any,
         template: PromptTemplate,
         ctc_weight: float = 0.0,
+        char_ctc: Optional[CharCTCHead] = None,
+        char_ctc_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if ctc_weight > 0 and projector.ctc is None:
             raise ValueError("ctc_weight > 0 needs a projector built with its CTC head")
+        if char_ctc_weight > 0 and char_ctc is None:
+            raise ValueError("char_ctc_weight > 0 needs a CharCTCHead")
         self.encoder = encoder
         self.projector = projector
         self.llm = llm
         self.tokenizer = tokenizer
         self.template = template
         self.ctc_weight = ctc_weight
+        self.char_ctc = char_ctc
+        self.char_ctc_weight = char_ctc_weight
+        self._char_labels: Optional[CTCLabels] = None
+        self._warned_unspellable = False
         self.llm.requires_grad_(False)
         self.llm.eval()
 
@@ -67,13 +78,14 @@ class SlamASR(nn.Module):
         return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """What the optimizer gets: projector (+ encoder when not frozen)."""
+        """What the optimizer gets: projector, character CTC head (+ encoder when not frozen)."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """State of the trainable parts only, keys prefixed ``projector.`` / ``encoder.``."""
+        """State of the trainable parts only, keys prefixed ``projector.`` / ``char_ctc.`` /
+        ``encoder.``."""
         names = {n for n, p in self.named_parameters() if p.requires_grad}
-        prefixes = ("projector.",) + (("encoder.",) if not self.encoder.frozen else ())
+        prefixes = ("projector.", "char_ctc.") + (("encoder.",) if not self.encoder.frozen else ())
         return {
             k: v.detach().clone()
             for k, v in self.state_dict().items()
@@ -108,7 +120,12 @@ class SlamASR(nn.Module):
 
     def embed_speech(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected speech embeddings ``(B, N, d_llm)`` and their lengths ``(B,)``."""
-        frames, lengths = self.encode(batch)  # (B, T, D)
+        return self.project(*self.encode(batch))
+
+    def project(
+        self, frames: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder frames ``(B, T, D), (B,)`` -> projected speech ``(B, N, d_llm), (B,)``."""
         speech, speech_lengths = self.projector(frames, lengths)  # (B, N, d_llm)
         if int(speech_lengths.min()) < 1:
             logger.warning("an utterance is shorter than one downsampled frame")
@@ -185,10 +202,13 @@ class SlamASR(nn.Module):
         Returns:
             dict: loss (what to minimise: ``ce + ctc_weight * ctc``), ce (mean CE over target
             tokens; 0 without the LLM), num_tokens (supervised tokens; 0 without the LLM),
-            num_correct (argmax hits), and with the CTC head ctc (mean CTC per target token)
-            and num_utts.
+            num_correct (argmax hits), with the CTC head ctc (mean CTC per target token) and
+            num_utts, with the character CTC head char_ctc (mean CTC per character) and
+            num_char_utts. Without the LLM the loss is the sum of the CTC losses (their
+            weights balance them against the LLM loss).
         """
-        speech, lengths = self.embed_speech(batch)  # (B, N, d), (B,)
+        frames, frame_lengths = self.encode(batch)  # (B, T, D)
+        speech, lengths = self.project(frames, frame_lengths)  # (B, N, d), (B,)
         target_ids = [self.template.target_ids(text) for text in batch["texts"]]  # EOS included
         out: dict[str, torch.Tensor] = {}
         if self.ctc_weight > 0:
@@ -196,6 +216,12 @@ class SlamASR(nn.Module):
             out["num_utts"] = torch.tensor(speech.shape[0])
         elif not llm_loss:
             raise ValueError("llm_loss=False trains on the CTC loss alone: needs ctc_weight > 0")
+        aux = out["ctc"] * self.ctc_weight if "ctc" in out else None
+        if self.char_ctc_weight > 0:
+            out["char_ctc"], used = self._char_ctc_loss(frames, frame_lengths, batch["texts"])
+            out["num_char_utts"] = torch.tensor(used)
+            char = out["char_ctc"] * self.char_ctc_weight
+            aux = char if aux is None else aux + char
         if llm_loss:
             inputs = self.build_inputs(
                 batch, True, left_pad=False, speech=(speech, lengths), targets=target_ids
@@ -209,11 +235,33 @@ class SlamASR(nn.Module):
             out.update(
                 ce=ce, num_tokens=selected.sum(), num_correct=(logits.argmax(-1) == gold).sum()
             )
-            out["loss"] = ce + self.ctc_weight * out["ctc"] if "ctc" in out else ce
+            out["loss"] = ce + aux if aux is not None else ce
         else:
             zero = torch.zeros((), dtype=torch.long)
-            out.update(ce=torch.zeros(()), num_tokens=zero, num_correct=zero, loss=out["ctc"])
+            loss = out["ctc"] + out["char_ctc"] if "char_ctc" in out else out["ctc"]
+            out.update(ce=torch.zeros(()), num_tokens=zero, num_correct=zero, loss=loss)
         return out
+
+    def _char_ctc_loss(
+        self, frames: torch.Tensor, lengths: torch.Tensor, texts: list[str]
+    ) -> tuple[torch.Tensor, int]:
+        """The character head's CTC loss and how many utterances it covered; a transcript
+        with a character outside the alphabet is left out of this loss (warned once)."""
+        loss, skipped = self.char_ctc.loss(frames, lengths, texts)
+        if skipped and not self._warned_unspellable:
+            bad = next(
+                (t for t in texts if t and self.char_ctc.encode(t) is None), "(empty transcript)"
+            )
+            logger.warning(
+                "character CTC head: %d of %d transcripts in a batch left out of its loss, e.g. "
+                "%r has characters outside model.char_ctc.alphabet=%r (warned once)",
+                skipped,
+                len(texts),
+                bad,
+                self.char_ctc.alphabet,
+            )
+            self._warned_unspellable = True
+        return loss, len(texts) - skipped
 
     def _ctc_loss(
         self, targets: list[list[int]], speech: torch.Tensor, lengths: torch.Tensor
@@ -250,6 +298,7 @@ class SlamASR(nn.Module):
         search: str = "native",
         ctc_weight: float = 0.0,
         ctc_pre_beam: int = 8,
+        ctc_head: str = "token",
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
@@ -263,7 +312,19 @@ class SlamASR(nn.Module):
         ``ctc_weight`` > 0 (native search only) scores hypotheses jointly with the CTC head:
         ``(1 - w) * log p_LLM + w * log p_CTC-prefix``, over the LLM's ``ctc_pre_beam`` best
         tokens per beam (+ EOS) (:class:`slamasr.models.beam_search.CTCPrefixScorer`).
+        ``ctc_head="char"`` reads the character CTC head instead of the projector's token head,
+        in the joint search and in the ``"ctc"`` probe (whose text is then tokenized).
         """
+        if ctc_head not in ("token", "char"):
+            raise ValueError(f"ctc_head={ctc_head!r}; choose token or char")
+        if ctc_head == "char" and (search == "ctc" or ctc_weight > 0) and self.char_ctc is None:
+            raise ValueError(
+                "decode.ctc_head=char reads the character CTC head, but this model has none "
+                "(model.char_ctc.weight=0); set decode.ctc_head=token"
+            )
+        if search == "ctc" and ctc_head == "char":
+            texts = self.char_ctc.greedy(*self.encode(batch))
+            return [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         if search == "ctc":
             if self.projector.ctc is None:
                 raise ValueError(
@@ -274,16 +335,21 @@ class SlamASR(nn.Module):
             embedding = self.llm.get_input_embeddings().weight
             return self.projector.ctc.greedy(speech, lengths, embedding)
         bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
-        speech, lengths = self.embed_speech(batch)
-        ctc_logp = None
-        if ctc_weight > 0:
+        frames, frame_lengths = self.encode(batch)
+        speech, lengths = self.project(frames, frame_lengths)
+        ctc_logp, ctc_lengths, ctc_labels = None, lengths, None
+        if ctc_weight > 0 and search != "native":
+            raise ValueError(f"decode.ctc_weight > 0 needs search=native, not {search!r}")
+        if ctc_weight > 0 and ctc_head == "char":
+            logits = self.char_ctc.logits(frames)  # (B, T, 1 + len(alphabet))
+            ctc_logp = torch.log_softmax(logits.float(), dim=-1)
+            ctc_lengths, ctc_labels = frame_lengths, self.char_labels()
+        elif ctc_weight > 0:
             if self.projector.ctc is None:
                 raise ValueError(
                     f"decode.ctc_weight={ctc_weight} scores with the projector's CTC head, but "
                     f"this model has none (model.projector.ctc_weight=0); set decode.ctc_weight=0"
                 )
-            if search != "native":
-                raise ValueError(f"decode.ctc_weight > 0 needs search=native, not {search!r}")
             embedding = self.llm.get_input_embeddings().weight
             logits = self.projector.ctc.logits(speech, embedding)  # (B, N, 1 + V)
             ctc_logp = torch.log_softmax(logits.float(), dim=-1)
@@ -304,9 +370,10 @@ class SlamASR(nn.Module):
                 length_penalty=length_penalty,
                 repetition_penalty=repetition_penalty,
                 ctc_logp=ctc_logp,
-                ctc_lengths=lengths,
+                ctc_lengths=ctc_lengths,
                 ctc_weight=ctc_weight,
                 ctc_pre_beam=ctc_pre_beam,
+                ctc_labels=ctc_labels,
             )
         if search != "hf":
             raise ValueError(f"search={search!r}; choose native, hf or ctc")
@@ -324,6 +391,14 @@ class SlamASR(nn.Module):
         )
         out = self.llm.generate(**inputs, generation_config=gen_cfg)  # (B, <= max_new)
         return [cut_at_eos(row.tolist(), eos)[:bound] for row, bound in zip(out, bounds)]
+
+    def char_labels(self) -> CTCLabels:
+        """How each LLM token spells in the character head's classes (built once)."""
+        if self._char_labels is None:
+            vocab = self.llm.get_input_embeddings().weight.shape[0]
+            labels = self.char_ctc.spell_tokens(self.tokenizer, vocab)
+            self._char_labels = labels.to(self.device)
+        return self._char_labels
 
     def generate(self, batch: dict[str, Any], **kwargs: Any) -> list[str]:
         """Decoded hypotheses in batch order (special tokens skipped, stripped).

@@ -196,7 +196,8 @@ def _accumulate(trainer: Trainer, stream: EpochStream) -> torch.Tensor:
 
     Returns:
         float64 tensor (STATS,): [LLM CE * tokens, tokens, correct, audio seconds,
-        non-finite flag, CTC * utterances, utterances with a CTC loss].
+        non-finite flag, CTC * utterances, utterances with a CTC loss, character CTC *
+        utterances, utterances with a character CTC loss].
     """
     stats = torch.zeros(STATS, dtype=torch.float64)
     llm_loss = trainer.state.step >= trainer.cfg.ctc_only_steps
@@ -216,6 +217,9 @@ def _accumulate(trainer: Trainer, stream: EpochStream) -> torch.Tensor:
         if "ctc" in out:
             stats[5] += float(out["ctc"].detach()) * float(out["num_utts"])
             stats[6] += float(out["num_utts"])
+        if "char_ctc" in out:
+            stats[7] += float(out["char_ctc"].detach()) * float(out["num_char_utts"])
+            stats[8] += float(out["num_char_utts"])
     return stats
 
 
@@ -275,14 +279,16 @@ def _count_bad_step(trainer: Trainer) -> None:
 @torch.no_grad()
 def validate(trainer: Trainer) -> dict[str, float]:
     """Dev LLM loss (token-weighted CE) and next-token accuracy, summed over all ranks'
-    shards; with the auxiliary CTC head also its dev loss (``ctc``, utterance-weighted).
+    shards; with the auxiliary CTC heads also their dev losses (``ctc``, ``char_ctc``,
+    utterance-weighted).
 
     During the CTC-only warm-up (``train.ctc_only_steps``) the LLM is not run: the metrics
     hold ``ctc`` only (no ``loss``/``acc``), and best/patience bookkeeping waits.
     """
     trainer.model.eval()
     llm_loss = trainer.state.step > trainer.cfg.ctc_only_steps
-    stats = torch.zeros(5, dtype=torch.float64)  # ce*tokens, tokens, correct, ctc*utts, utts
+    # ce*tokens, tokens, correct, ctc*utts, utts, char_ctc*utts, char utts
+    stats = torch.zeros(7, dtype=torch.float64)
     for i, batch in enumerate(trainer.dev_loader):
         if trainer.cfg.valid_max_batches and i >= trainer.cfg.valid_max_batches:
             break
@@ -293,6 +299,9 @@ def validate(trainer: Trainer) -> dict[str, float]:
         if "ctc" in out:
             stats[3] += float(out["ctc"]) * float(out["num_utts"])
             stats[4] += float(out["num_utts"])
+        if "char_ctc" in out:
+            stats[5] += float(out["char_ctc"]) * float(out["num_char_utts"])
+            stats[6] += float(out["num_char_utts"])
     trainer.model.train()
     stats = all_reduce_sum(stats)
     tokens = max(stats[1].item(), 1.0)
@@ -301,6 +310,8 @@ def validate(trainer: Trainer) -> dict[str, float]:
         metrics = {}
     if stats[4].item() > 0:
         metrics["ctc"] = stats[3].item() / stats[4].item()
+    if stats[6].item() > 0:
+        metrics["char_ctc"] = stats[5].item() / stats[6].item()
     return metrics
 
 

@@ -17,8 +17,9 @@ from slamasr.training.config import TrainConfig
 
 ACCURACY_PLOT = "train-accuracy.png"
 # per-step stats (loop._accumulate): CE * tokens, tokens, correct, audio seconds, non-finite
-# flag, auxiliary CTC * utterances, utterances with a CTC loss
-STATS = 7
+# flag, auxiliary CTC * utterances, utterances with a CTC loss, character CTC * utterances,
+# utterances with a character CTC loss
+STATS = 9
 
 
 def plot_accuracy(history: list[dict[str, float]], path: Path, title: str = "") -> None:
@@ -86,13 +87,17 @@ class TrainingReporter:
             state.history.append(self._flush(state.step, lr))
 
     def _flush(self, step: int, lr: float) -> dict[str, float]:
-        loss_tokens, tokens, correct, seconds, _, ctc_utts, utts = self._window.tolist()
+        loss_tokens, tokens, correct, seconds, _, ctc_utts, utts, char_utts, chars = (
+            self._window.tolist()
+        )
         elapsed = max(time.time() - self._t0, 1e-9)
         entry: dict[str, float] = {"step": step, "lr": lr}
         if tokens > 0:  # none during CTC-only steps: no LLM loss, nothing to plot
             entry.update(loss=loss_tokens / tokens, acc=correct / tokens)
         if utts > 0:
             entry["ctc"] = ctc_utts / utts
+        if chars > 0:
+            entry["char_ctc"] = char_utts / chars
         if self.is_main:
             speed = {"audio_sec_per_sec": seconds / elapsed, "tokens_per_sec": tokens / elapsed}
             logging.info(
@@ -100,14 +105,16 @@ class TrainingReporter:
                 step,
                 f"{entry['loss']:.4f}" if "loss" in entry else "-",
                 f"{100 * entry['acc']:.2f}%" if "acc" in entry else "-",
-                f" ctc {entry['ctc']:.4f}" if "ctc" in entry else "",
+                (f" ctc {entry['ctc']:.4f}" if "ctc" in entry else "")
+                + (f" char-ctc {entry['char_ctc']:.4f}" if "char_ctc" in entry else ""),
                 lr,
                 speed["audio_sec_per_sec"],
                 speed["tokens_per_sec"],
             )
             self._scalars("train", step, {**entry, **speed})
             if self.bar is not None:
-                shown = {k: f"{entry[k]:.3f}" for k in ("loss", "acc", "ctc") if k in entry}
+                keys = ("loss", "acc", "ctc", "char_ctc")
+                shown = {k: f"{entry[k]:.3f}" for k in keys if k in entry}
                 self.bar.set_postfix(**shown)
         self._window.zero_()
         self._t0 = time.time()
@@ -121,6 +128,8 @@ class TrainingReporter:
                 parts.append(f"dev loss {metrics['loss']:.4f}, dev acc {100 * metrics['acc']:.2f}%")
             if "ctc" in metrics:
                 parts.append(f"dev ctc {metrics['ctc']:.4f}")
+            if "char_ctc" in metrics:
+                parts.append(f"dev char-ctc {metrics['char_ctc']:.4f}")
             logging.info("validation at step %d: %s", step, ", ".join(parts))
             self._scalars("valid", step, metrics)
 

@@ -199,7 +199,7 @@ def test_ctc_prefix_scores_match_path_enumeration() -> None:
             )
             assert math.isclose(float(psi[b, j].exp()), want, rel_tol=1e-4), (b, c)
     # both rows take their candidate number 1, token 1
-    scorer.advance(states, torch.tensor([0, 1]), torch.tensor([1, 1]), torch.tensor([1, 1]))
+    scorer.advance(states, torch.tensor([0, 1]), torch.tensor([1, 1]))
     psi, _ = scorer.score(cands)
     for b in range(2):
         valid = logp[b, : int(lengths[b])]

@@ -31,6 +31,9 @@ class DecodeConfig:
             projector's, ``model.projector.ctc_weight``) | char (the character head on the
             encoder's frames, ``model.char_ctc.weight``; spells words the token head never saw
             in training).
+        ctc_proposals: with ctc_weight > 0, also score the tokens of the CTC head's best path
+            for every beam (beside the LLM's top ``ctc_pre_beam``): a word the LLM does not
+            rank high, but the head hears, can still be chosen.
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
@@ -46,6 +49,7 @@ class DecodeConfig:
     ctc_weight: float = 0.0
     ctc_pre_beam: int = 8
     ctc_head: str = "token"
+    ctc_proposals: bool = True
     checkpoint: str = "best"
     avg: int = 1
 

@@ -254,6 +254,7 @@ def beam_search(
     ctc_weight: float = 0.0,
     ctc_pre_beam: int = 8,
     ctc_labels: Optional[CTCLabels] = None,
+    ctc_extra: Optional[torch.Tensor] = None,
 ) -> list[list[int]]:
     """Beam search for a left-padded batch of prompts given as embeddings.
 
@@ -275,6 +276,9 @@ def beam_search(
         ctc_pre_beam: with CTC, the candidates per beam: the LLM's top tokens (+ EOS).
         ctc_labels: how tokens spell in the CTC classes (a character head); None = class
             ``token + 1`` (the projector's token head).
+        ctc_extra: ``(B, E)`` token ids (-1 = padding) scored for every beam of an
+            utterance besides the LLM's top tokens: the CTC head's own reading (e.g. its best
+            path, tokenized), so a word the LLM does not rank high can still be chosen.
 
     Returns:
         The best hypothesis per utterance, token ids without EOS, in batch order.
@@ -321,11 +325,23 @@ def beam_search(
             pre = logp.clone()
             pre[:, eos_id] = -math.inf
             pre_k = min(ctc_pre_beam, pre.shape[1] - 1)
-            cand_tok = torch.cat(
-                [pre.topk(pre_k, dim=1).indices, torch.full_like(logp[:, :1], eos_id).long()], 1
-            )  # (n*k, W)
+            top = pre.topk(pre_k, dim=1).indices  # (n*k, pre_k)
+            eos_col = torch.full_like(top[:, :1], eos_id)
+            if ctc_extra is None:
+                cand_tok = torch.cat([top, eos_col], 1)  # (n*k, W)
+                unusable = None
+            else:  # + the CTC's own proposals; padding and tokens already proposed dropped
+                extra = ctc_extra[active].repeat_interleave(k, dim=0)  # (n*k, E)
+                unusable = (
+                    (extra < 0) | (extra == eos_id) | (extra[:, :, None] == top[:, None, :]).any(-1)
+                )
+                cand_tok = torch.cat([top, extra.clamp(min=0), eos_col], 1)
+                keep = torch.zeros_like(top, dtype=torch.bool)
+                unusable = torch.cat([keep, unusable, keep[:, :1]], 1)
             vocab = cand_tok.shape[1]
             cand_llm = llm_scores.view(-1, 1) + logp.gather(1, cand_tok)  # (n*k, W)
+            if unusable is not None:
+                cand_llm = cand_llm.masked_fill(unusable, -math.inf)
             cand_ctc, ctc_states = scorer.score(cand_tok)
             cand = (1 - ctc_weight) * cand_llm + ctc_weight * cand_ctc
             cand = torch.where(torch.isneginf(cand_llm), cand_llm, cand).view(n, k * vocab)

@@ -299,6 +299,7 @@ class SlamASR(nn.Module):
         ctc_weight: float = 0.0,
         ctc_pre_beam: int = 8,
         ctc_head: str = "token",
+        ctc_proposals: bool = True,
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
@@ -314,6 +315,8 @@ class SlamASR(nn.Module):
         tokens per beam (+ EOS) (:class:`slamasr.models.beam_search.CTCPrefixScorer`).
         ``ctc_head="char"`` reads the character CTC head instead of the projector's token head,
         in the joint search and in the ``"ctc"`` probe (whose text is then tokenized).
+        ``ctc_proposals``: in the joint search, also score the tokens of the CTC head's best
+        path for every beam, beside the LLM's top tokens.
         """
         if ctc_head not in ("token", "char"):
             raise ValueError(f"ctc_head={ctc_head!r}; choose token or char")
@@ -337,13 +340,16 @@ class SlamASR(nn.Module):
         bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
         frames, frame_lengths = self.encode(batch)
         speech, lengths = self.project(frames, frame_lengths)
-        ctc_logp, ctc_lengths, ctc_labels = None, lengths, None
+        ctc_logp, ctc_lengths, ctc_labels, ctc_extra = None, lengths, None, None
         if ctc_weight > 0 and search != "native":
             raise ValueError(f"decode.ctc_weight > 0 needs search=native, not {search!r}")
         if ctc_weight > 0 and ctc_head == "char":
             logits = self.char_ctc.logits(frames)  # (B, T, 1 + len(alphabet))
             ctc_logp = torch.log_softmax(logits.float(), dim=-1)
             ctc_lengths, ctc_labels = frame_lengths, self.char_labels()
+            if ctc_proposals:
+                texts = self.char_ctc.greedy(frames, frame_lengths)
+                best = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         elif ctc_weight > 0:
             if self.projector.ctc is None:
                 raise ValueError(
@@ -353,6 +359,10 @@ class SlamASR(nn.Module):
             embedding = self.llm.get_input_embeddings().weight
             logits = self.projector.ctc.logits(speech, embedding)  # (B, N, 1 + V)
             ctc_logp = torch.log_softmax(logits.float(), dim=-1)
+            if ctc_proposals:
+                best = self.projector.ctc.greedy(speech, lengths, embedding)
+        if ctc_logp is not None and ctc_proposals:
+            ctc_extra = _pad_ids([sorted(set(ids)) for ids in best], self.device)
         inputs = self.build_inputs(
             batch, with_targets=False, left_pad=True, speech=(speech, lengths)
         )
@@ -374,6 +384,7 @@ class SlamASR(nn.Module):
                 ctc_weight=ctc_weight,
                 ctc_pre_beam=ctc_pre_beam,
                 ctc_labels=ctc_labels,
+                ctc_extra=ctc_extra,
             )
         if search != "hf":
             raise ValueError(f"search={search!r}; choose native, hf or ctc")
@@ -408,6 +419,14 @@ class SlamASR(nn.Module):
         ids = self.generate_ids(batch, **kwargs)
         texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         return [t.strip() for t in texts]
+
+
+def _pad_ids(rows: list[list[int]], device: torch.device) -> torch.Tensor:
+    """Ragged token-id lists -> ``(B, max(1, longest))`` padded with -1."""
+    out = torch.full((len(rows), max((len(r) for r in rows), default=0) or 1), -1)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return out.to(device)
 
 
 def new_token_bounds(batch: dict[str, Any], per_second: float, min_bound: int) -> list[int]:

@@ -249,3 +249,25 @@ def test_joint_ctc_search_follows_a_confident_ctc_head(llm) -> None:
         batched(llm, seqs, [8, 8, 8], 3, ctc_logp=logp, ctc_lengths=lengths, ctc_weight=0.0)
         == plain
     )
+
+
+def test_ctc_proposals_reach_tokens_outside_the_llm_pre_beam(llm) -> None:
+    """With a pre-beam of 1 the LLM proposes one token per beam, so a confident CTC head
+    cannot spell its targets; with its targets as ``ctc_extra`` (padded with -1, holding
+    duplicates of what the LLM proposes and EOS) it can, and no hypothesis repeats."""
+    seqs = prompts(3, [5, 7, 4])
+    targets = [[1, 2, 1], [5, 6, 7, 8], [9]]
+    logp, lengths = _peaked_ctc(targets, width=9)
+    kwargs = dict(ctc_logp=logp, ctc_lengths=lengths, ctc_weight=0.9, ctc_pre_beam=1)
+    assert batched(llm, seqs, [8, 8, 8], 3, **kwargs) != targets
+    extra = torch.tensor([[1, 2, -1, EOS], [5, 6, 7, 8], [9, -1, -1, -1]])
+    assert batched(llm, seqs, [8, 8, 8], 3, ctc_extra=extra, **kwargs) == targets
+    # every token proposed = every token in the pre-beam, also where the LLM decides (a flat
+    # CTC head): a token the LLM proposes too is scored once, so no two beams are the same
+    seqs = prompts(4, [5, 7, 4, 6, 3])
+    flat = torch.zeros(5, 12, 1 + VOCAB)
+    for logp in (torch.log_softmax(flat, dim=-1), _peaked_ctc(targets + [[2], [4, 4]], 12)[0]):
+        kwargs = dict(ctc_logp=logp, ctc_lengths=torch.full((5,), 12), ctc_weight=0.3)
+        everything = torch.arange(VOCAB).repeat(5, 1)
+        got = batched(llm, seqs, [6] * 5, 3, ctc_extra=everything, ctc_pre_beam=2, **kwargs)
+        assert got == batched(llm, seqs, [6] * 5, 3, ctc_pre_beam=VOCAB - 1, **kwargs)

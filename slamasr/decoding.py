@@ -99,6 +99,7 @@ def decode_batch(
             ctc_pre_beam=cfg.ctc_pre_beam,
             ctc_head=cfg.ctc_head,
             ctc_proposals=cfg.ctc_proposals,
+            ctc_label_bonus=cfg.ctc_label_bonus,
         )
     if len(hyps) != len(batch["cut_ids"]):
         raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")

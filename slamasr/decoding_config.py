@@ -34,6 +34,12 @@ class DecodeConfig:
         ctc_proposals: with ctc_weight > 0, also score the tokens of the CTC head's best path
             for every beam (beside the LLM's top ``ctc_pre_beam``): a word the LLM does not
             rank high, but the head hears, can still be chosen.
+        ctc_label_bonus: with ctc_weight > 0, added to a hypothesis' score per CTC class it
+            spells (per letter with ctc_head=char). Hypotheses of one step hold the same number
+            of tokens but not of letters, and a CTC prefix probability only falls as a
+            hypothesis commits to more letters, so without it the search favours tokens that
+            spell little (a word split into fragments); a bonus around the head's per-letter
+            cost removes that bias. 0 = off (ESPnet's scoring).
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
@@ -50,6 +56,7 @@ class DecodeConfig:
     ctc_pre_beam: int = 8
     ctc_head: str = "token"
     ctc_proposals: bool = True
+    ctc_label_bonus: float = 0.0
     checkpoint: str = "best"
     avg: int = 1
 

@@ -174,7 +174,9 @@ class CTCPrefixScorer:
         self.r = torch.stack([torch.full_like(blank, -math.inf), blank.cumsum(0)], dim=-1)
         self.last = torch.full((batch * num_beams,), -1, dtype=torch.long, device=logp.device)
         self.prefix_len = 0
+        self.spelled = torch.zeros(batch * num_beams, dtype=torch.long, device=logp.device)
         self._cand_last: Optional[torch.Tensor] = None
+        self._cand_count: Optional[torch.Tensor] = None
 
     def _classes(self, cands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Class sequences ``(N, K, M)`` and their lengths ``(N, K)`` of the candidates."""
@@ -226,7 +228,13 @@ class CTCPrefixScorer:
         psi = torch.where(feasible, psi, neg)
         psi = torch.where(cands == self.eos_id, total[-1][:, None], psi)
         self._cand_last = classes.gather(-1, gather).squeeze(-1)  # (N, K)
+        self._cand_count = torch.where(cands == self.eos_id, 0, count)
         return psi, out
+
+    def spelled_lengths(self) -> torch.Tensor:
+        """Classes spelled by each candidate hypothesis of the last :meth:`score` ``(N, K)``
+        (EOS adds none)."""
+        return self.spelled[:, None] + self._cand_count
 
     def advance(self, states: torch.Tensor, rows: torch.Tensor, picks: torch.Tensor) -> None:
         """Each new beam extends row ``rows`` by its candidate number ``picks`` of the last
@@ -234,6 +242,7 @@ class CTCPrefixScorer:
         self.r = states[:, rows, picks]  # (T, N', 2)
         self.utt = self.utt[rows]
         self.last = self._cand_last[rows, picks]
+        self.spelled = self.spelled[rows] + self._cand_count[rows, picks]
         self.prefix_len += 1
 
 
@@ -255,6 +264,7 @@ def beam_search(
     ctc_pre_beam: int = 8,
     ctc_labels: Optional[CTCLabels] = None,
     ctc_extra: Optional[torch.Tensor] = None,
+    ctc_label_bonus: float = 0.0,
 ) -> list[list[int]]:
     """Beam search for a left-padded batch of prompts given as embeddings.
 
@@ -279,6 +289,9 @@ def beam_search(
         ctc_extra: ``(B, E)`` token ids (-1 = padding) scored for every beam of an
             utterance besides the LLM's top tokens: the CTC head's own reading (e.g. its best
             path, tokenized), so a word the LLM does not rank high can still be chosen.
+        ctc_label_bonus: added per CTC class a hypothesis spells
+            (:meth:`CTCPrefixScorer.spelled_lengths`): offsets the prefix probability's fall
+            with every committed class, which otherwise favours short tokens.
 
     Returns:
         The best hypothesis per utterance, token ids without EOS, in batch order.
@@ -344,6 +357,8 @@ def beam_search(
                 cand_llm = cand_llm.masked_fill(unusable, -math.inf)
             cand_ctc, ctc_states = scorer.score(cand_tok)
             cand = (1 - ctc_weight) * cand_llm + ctc_weight * cand_ctc
+            if ctc_label_bonus:
+                cand = cand + ctc_label_bonus * scorer.spelled_lengths()
             cand = torch.where(torch.isneginf(cand_llm), cand_llm, cand).view(n, k * vocab)
             cand_tok_l = cand_tok.tolist()
         top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)

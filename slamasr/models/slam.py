@@ -300,6 +300,7 @@ class SlamASR(nn.Module):
         ctc_pre_beam: int = 8,
         ctc_head: str = "token",
         ctc_proposals: bool = True,
+        ctc_label_bonus: float = 0.0,
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
@@ -316,7 +317,8 @@ class SlamASR(nn.Module):
         ``ctc_head="char"`` reads the character CTC head instead of the projector's token head,
         in the joint search and in the ``"ctc"`` probe (whose text is then tokenized).
         ``ctc_proposals``: in the joint search, also score the tokens of the CTC head's best
-        path for every beam, beside the LLM's top tokens.
+        path for every beam, beside the LLM's top tokens. ``ctc_label_bonus``: added per CTC
+        class a hypothesis spells (:func:`slamasr.models.beam_search.beam_search`).
         """
         if ctc_head not in ("token", "char"):
             raise ValueError(f"ctc_head={ctc_head!r}; choose token or char")
@@ -385,6 +387,7 @@ class SlamASR(nn.Module):
                 ctc_pre_beam=ctc_pre_beam,
                 ctc_labels=ctc_labels,
                 ctc_extra=ctc_extra,
+                ctc_label_bonus=ctc_label_bonus,
             )
         if search != "hf":
             raise ValueError(f"search={search!r}; choose native, hf or ctc")

@@ -68,6 +68,7 @@ def test_multi_class_tokens_score_the_prefix_probability_of_their_spelling() -> 
             else:
                 want = _prefix_probability(valid, start[tok], exact=False)
             assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-9), (b, tok, got, want)
+    assert scorer.spelled_lengths().tolist() == [[1, 2, 2, 0, 0]] * 2  # EOS spells nothing
     # row 0 takes token 2 (classes 3 1), row 1 takes token 1 (classes 2 2)
     scorer.advance(states, torch.tensor([0, 1]), torch.tensor([2, 1]))
     prefixes = [start[2], start[1]]
@@ -83,6 +84,7 @@ def test_multi_class_tokens_score_the_prefix_probability_of_their_spelling() -> 
             else:
                 want = _prefix_probability(valid, prefixes[b] + cont[tok], exact=False)
             assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-9), (b, tok, got, want)
+    assert scorer.spelled_lengths().tolist() == [[4, 4, 3, 2, 2], [4, 4, 3, 2, 2]]
 
 
 def test_single_class_labels_equal_the_token_head_scoring() -> None:
@@ -205,3 +207,19 @@ def test_joint_search_spells_what_a_confident_char_head_hears(tmp_path: Path) ->
     )
     got = [model.tokenizer.decode(i, skip_special_tokens=True).strip().lower() for i in ids]
     assert got == texts
+
+
+def test_label_bonus_favours_hypotheses_that_spell_more(tmp_path: Path) -> None:
+    """A uniform character head makes every extra letter cost log(1/C): without a bonus the
+    search prefers short spellings, with a per-letter bonus above that cost long ones."""
+    model = _char_model(tmp_path).eval()
+    batch = make_tiny_batch("fbank", num=3, durations=[0.6, 0.5, 0.4])
+    classes = 1 + len(model.char_ctc.alphabet)
+    model.char_ctc.logits = lambda frames: torch.zeros(*frames.shape[:2], classes)
+    kwargs = dict(num_beams=3, ctc_weight=0.5, ctc_pre_beam=8, ctc_head="char")
+
+    def letters(bonus: float) -> int:
+        ids = model.generate_ids(batch, ctc_label_bonus=bonus, **kwargs)
+        return sum(len(model.tokenizer.decode(i, skip_special_tokens=True)) for i in ids)
+
+    assert letters(2 * math.log(classes)) > letters(0.0)

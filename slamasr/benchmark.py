@@ -614,6 +614,7 @@ class DecodeRun:
     audio_seconds: float
     hyps: dict[str, str]
     search: str = "native"
+    joint: str = ""  # joint CTC/LLM search, e.g. "char ctc 0.5"; "" = the LLM alone
 
     def summary(self, reference_hyps: Optional[dict[str, str]]) -> dict[str, Any]:
         """JSON-ready figures; mismatches are counted against ``reference_hyps`` if given."""
@@ -624,7 +625,7 @@ class DecodeRun:
             "mode": self.mode,
             "num_beams": self.num_beams,
             "batch_size": self.batch_size,
-            "search": self.search,
+            "search": self.search + (f" + {self.joint}" if self.joint else ""),
             "utterances": len(self.hyps),
             "wall_seconds": self.wall_seconds,
             "audio_seconds": self.audio_seconds,
@@ -641,15 +642,22 @@ def decode_timed(
     device: torch.device,
     dtype: torch.dtype,
     search: str = "native",
+    joint: Optional[Any] = None,
 ) -> DecodeRun:
     """Decode every batch of ``loader`` (encoder included) and time it.
 
     ``search``: native (slamasr's batched beam search) | hf (transformers' generate).
+    ``joint``: a ``DecodeConfig`` whose CTC settings (``ctc_weight``, ``ctc_head``, ...) to
+    decode with (joint CTC/LLM search); None = the LLM alone.
     """
     from slamasr.decoding import decode_batch
     from slamasr.decoding_config import DecodeConfig
 
     cfg = DecodeConfig(num_beams=num_beams, search=search)
+    label = ""
+    if joint is not None:
+        cfg = dataclasses.replace(joint, num_beams=num_beams, search=search)
+        label = f"{joint.ctc_head} ctc {joint.ctc_weight:g}"
     setup.model.eval()
     hyps: dict[str, str] = {}
     audio = 0.0
@@ -660,7 +668,7 @@ def decode_timed(
         audio += float(batch["durations"].sum())
     synchronize(device)
     wall = time.perf_counter() - start
-    return DecodeRun(setup.name, num_beams, batch_size, wall, audio, hyps, search)
+    return DecodeRun(setup.name, num_beams, batch_size, wall, audio, hyps, search, label)
 
 
 def hypothesis_mismatches(batched: dict[str, str], single: dict[str, str]) -> list[str]:
@@ -719,6 +727,15 @@ def compute_ratios(result: dict[str, Any], amortize_epochs: int) -> dict[str, An
         best, single = best_batched(decodes, beams), batch1(decodes, beams)
         if best and single:
             out[f"decode_beam{beams}_batched_vs_batch1"] = ratio(single["rtf"], best["rtf"])
+    joint = result["decode"].get("ours_joint")
+    if joint:
+        same = [
+            d
+            for d in decodes
+            if d["num_beams"] == joint["num_beams"] and d["batch_size"] == joint["batch_size"]
+        ]
+        if same:  # > 1: the joint search is that much slower than the LLM alone
+            out["decode_joint_rtf_over_llm_only"] = ratio(joint["rtf"], same[0]["rtf"])
     ref_dec = result["decode"].get("reference")
     best4 = best_batched(decodes, 4)
     if ref_dec and best4:
@@ -780,6 +797,9 @@ class BenchmarkOptions:
             inside the timed decoding).
         decode_checkpoint: a training checkpoint dir whose projector both modes decode with
             ("" = the projectors of the benchmark's own short training).
+        joint_decode: also time ours' joint CTC/LLM search with the config's ``decode``
+            settings (``ctc_weight`` > 0; the checkpoint must have the CTC head it reads) at
+            the largest batch size, against the LLM alone at that size.
         peak_seconds: seconds per dtype of the matmul peak measurement.
         seed: projector initialization seed (same for both modes).
     """
@@ -803,6 +823,7 @@ class BenchmarkOptions:
     search: str = "native"
     decode_input: str = "cache"
     decode_checkpoint: str = ""
+    joint_decode: bool = False
     peak_seconds: float = 1.5
     seed: int = 42
 
@@ -956,8 +977,11 @@ def run_decoding_modes(
     opts: BenchmarkOptions,
     device: torch.device,
     ours_source: tuple[Any, Any, float],
+    joint: Optional[Any] = None,
 ) -> dict[str, Any]:
-    """Ours at every (beam, batch size); reference-like at batch 1, beam 4 from features.
+    """Ours at every (beam, batch size); reference-like at batch 1, beam 4 from features;
+    with ``joint`` (a ``DecodeConfig`` with ``ctc_weight`` > 0) also ours' joint CTC/LLM
+    search at the largest batch size and the first beam size (``ours_joint``).
 
     Args:
         modes: both modes.
@@ -966,6 +990,7 @@ def run_decoding_modes(
         opts: options (beams, batch sizes, dtype, checkpoint).
         device: compute device.
         ours_source: (cuts, data config, cache build seconds) ours decodes from.
+        joint: the decode settings of the joint search, or None.
     """
     dtype = decode_dtype(opts.decode_dtype, modes["ours"].model)
     if opts.decode_checkpoint:
@@ -982,6 +1007,14 @@ def run_decoding_modes(
                 modes["ours"], loader, beams, size, device, dtype, opts.search
             )
         rows += [runs[s].summary(runs[1].hyps) for s in sizes]
+    joint_row = None
+    if joint is not None:
+        beams, size = opts.beams[0], sizes[-1]
+        logger.info("decoding: ours, joint CTC/LLM, beam %d, batch %d", beams, size)
+        loader = decode_loader_for(ours_cuts, ours_cfg, size)
+        run = decode_timed(modes["ours"], loader, beams, size, device, dtype, "native", joint)
+        joint_row = run.summary(None)
+        rows.append(joint_row)
     for row in rows:
         row["rtf_incl_cache_build"] = ratio(
             row["wall_seconds"] + cache_seconds, row["audio_seconds"]
@@ -993,6 +1026,9 @@ def run_decoding_modes(
         "ours_cache_build_seconds": cache_seconds,
         "projector": opts.decode_checkpoint or "trained in this run",
     }
+    if joint_row is not None:
+        out["ours"].remove(joint_row)
+        out["ours_joint"] = joint_row
     if opts.reference_decode:
         logger.info("decoding: reference-like, beam 4, batch 1")
         loader = decode_loader_for(cuts, data_cfg, 1)
@@ -1060,7 +1096,15 @@ def run_benchmark(cfg: Any, opts: BenchmarkOptions) -> dict[str, Any]:
             cuts = first_cuts(opts.decode_cuts, opts.decode_max_cuts, data_cfg, train=False)
             bf16 = modes["ours"].compute_dtype == torch.bfloat16
             source = ours_decode_source(cfg, cuts, data_cfg, opts, work_dir, bf16)
-            result["decode"] = run_decoding_modes(modes, cuts, data_cfg, opts, device, source)
+            joint = cfg.decode if opts.joint_decode and cfg.decode.ctc_weight > 0 else None
+            if opts.joint_decode and joint is None:
+                raise ValueError(
+                    "--joint-decode decodes with the config's decode.ctc_weight, which is 0; "
+                    "set it (e.g. --set decode.ctc_weight=0.5) or drop --joint-decode"
+                )
+            result["decode"] = run_decoding_modes(
+                modes, cuts, data_cfg, opts, device, source, joint
+            )
     result["ratios"] = compute_ratios(result, opts.amortize_epochs)
     result["targets"] = check_targets(result)
     return result
@@ -1140,6 +1184,8 @@ def decoding_table(result: dict[str, Any]) -> list[str]:
     """Markdown rows: one per decoding run."""
     dec = result["decode"]
     rows = list(dec.get("ours", []))
+    if dec.get("ours_joint"):
+        rows.append(dec["ours_joint"])
     if dec.get("reference"):
         rows.append(dec["reference"])
     if not rows:

@@ -225,3 +225,37 @@ def test_encoder_cache_manifest_is_refused_as_encoder_input(tmp_path):
     CutSet.from_cuts([cut]).to_file(path)
     with pytest.raises(ValueError, match="encoder's input features"):
         bm.first_cuts(str(path), 1, DataConfig(input_kind="whisper_mel"), train=False)
+
+
+def test_joint_decoding_row_and_its_ratio_to_the_llm_alone(tmp_path):
+    """``joint``: decode_timed runs the config's joint CTC/LLM search (labelled in the row);
+    the ratio is its RTF over the LLM-only run at the same beam and batch size; the table
+    shows the row."""
+    from slamasr.decoding_config import DecodeConfig
+    from slamasr.models import build_model
+    from slamasr.models.config import CharCTCConfig
+    from tests.helpers import tiny_model_config
+
+    cfg = tiny_model_config("whisper", tmp_path)
+    cfg.char_ctc = CharCTCConfig(weight=0.5, hidden_dim=16)
+    torch.manual_seed(0)
+    ours = bm.build_modes(build_model(cfg), seed=0, ours_dtype=torch.float32)["ours"]
+    cpu = torch.device("cpu")
+    batches = [make_tiny_batch("whisper", num=2, seed=s) for s in range(2)]
+    joint_cfg = DecodeConfig(ctc_weight=0.5, ctc_head="char", ctc_pre_beam=4)
+    plain = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32).summary(None)
+    joint = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32, joint=joint_cfg)
+    assert joint.joint == "char ctc 0.5" and len(joint.hyps) == 4
+    row = joint.summary(None)
+    assert row["search"] == "native + char ctc 0.5"
+    train = {"audio_seconds_per_second": 1.0, "llm_tokens_per_second": 1.0}
+    train.update(audio_seconds=1.0, wall_seconds=1.0)
+    result = {
+        "train": {"ours": train, "reference": train},
+        "encoder_cache": {"build_seconds": 0.0},
+        "dev": {"ours": {"loss": 1.0}, "reference": {"loss": 1.0}},
+        "decode": {"ours": [plain], "ours_joint": row},
+    }
+    ratios = bm.compute_ratios(result, 1)
+    assert ratios["decode_joint_rtf_over_llm_only"] == pytest.approx(row["rtf"] / plain["rtf"])
+    assert any("native + char ctc 0.5" in line for line in bm.decoding_table(result))

@@ -61,6 +61,11 @@ def get_parser() -> argparse.ArgumentParser:
                    help="ours' beam search (the reference: transformers' generate)")  # fmt: skip
     p.add_argument("--decode-input", default="cache", choices=("cache", "features"))
     p.add_argument("--decode-checkpoint", default="", help="checkpoint dir to decode with")
+    p.add_argument(
+        "--joint-decode",
+        action="store_true",
+        help="also time the joint CTC/LLM search of the config's decode section",
+    )
     p.add_argument("--work-dir", default="", help="subset + cache dir (default: temporary)")
     p.add_argument("--output", type=Path, default=None, help="write the JSON result here")
     p.add_argument("--set", dest="overrides", action="append", default=[],
@@ -88,6 +93,7 @@ def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
         reference_decode=not args.no_reference_decode,
         search=args.search,
         decode_checkpoint=args.decode_checkpoint,
+        joint_decode=args.joint_decode,
         decode_input=args.decode_input,
     )
 

@@ -40,6 +40,23 @@ def _labels(start: list[list[int]], cont: list[list[int]]) -> CTCLabels:
     return CTCLabels(*table(start), *table(cont))
 
 
+def _check_against_enumeration(psi, logp, lengths, cands, prefixes, spelling, eos) -> None:
+    """Each row's scores ``psi`` are the enumerated prefix probabilities of its hypothesis
+    ``prefixes[b]`` + each candidate's ``spelling`` (0 for an unspellable one; EOS: exactly
+    the hypothesis)."""
+    for b, prefix in enumerate(prefixes):
+        valid = logp[b, : int(lengths[b])]
+        for j, tok in enumerate(cands[b].tolist()):
+            got = float(psi[b, j].exp())
+            if tok == eos:
+                want = _prefix_probability(valid, prefix, exact=True)
+            elif not spelling[tok]:
+                want = 0.0
+            else:
+                want = _prefix_probability(valid, prefix + spelling[tok], exact=False)
+            assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-9), (b, tok, got, want)
+
+
 def test_multi_class_tokens_score_the_prefix_probability_of_their_spelling() -> None:
     """A token spelled by several classes (a repeat inside it, a class equal to the one the
     hypothesis ends with, a different spelling at the start) scores log p(CTC output starts
@@ -57,33 +74,12 @@ def test_multi_class_tokens_score_the_prefix_probability_of_their_spelling() -> 
     scorer = CTCPrefixScorer(logp, lengths, num_beams=1, eos_id=eos, labels=labels)
     cands = torch.tensor([[0, 1, 2, 3, 4], [0, 1, 2, 3, 4]])
     psi, states = scorer.score(cands)
-    for b in range(2):
-        valid = logp[b, : int(lengths[b])]
-        for j, tok in enumerate(cands[b].tolist()):
-            got = float(psi[b, j].exp())
-            if tok == eos:
-                want = _prefix_probability(valid, [], exact=True)
-            elif not start[tok]:
-                want = 0.0
-            else:
-                want = _prefix_probability(valid, start[tok], exact=False)
-            assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-9), (b, tok, got, want)
+    _check_against_enumeration(psi, logp, lengths, cands, [[], []], start, eos)
     assert scorer.spelled_lengths().tolist() == [[1, 2, 2, 0, 0]] * 2  # EOS spells nothing
     # row 0 takes token 2 (classes 3 1), row 1 takes token 1 (classes 2 2)
     scorer.advance(states, torch.tensor([0, 1]), torch.tensor([2, 1]))
-    prefixes = [start[2], start[1]]
     psi, _ = scorer.score(cands)
-    for b in range(2):
-        valid = logp[b, : int(lengths[b])]
-        for j, tok in enumerate(cands[b].tolist()):
-            got = float(psi[b, j].exp())
-            if tok == eos:
-                want = _prefix_probability(valid, prefixes[b], exact=True)
-            elif not cont[tok]:
-                want = 0.0
-            else:
-                want = _prefix_probability(valid, prefixes[b] + cont[tok], exact=False)
-            assert math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-9), (b, tok, got, want)
+    _check_against_enumeration(psi, logp, lengths, cands, [start[2], start[1]], cont, eos)
     assert scorer.spelled_lengths().tolist() == [[4, 4, 3, 2, 2], [4, 4, 3, 2, 2]]
 
 

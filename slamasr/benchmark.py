@@ -930,13 +930,16 @@ def decode_loader_for(cuts: Any, data_cfg: Any, batch_size: int) -> Any:
 
 
 def load_decode_projectors(modes: dict[str, ModeSetup], checkpoint: str) -> None:
-    """Load a checkpoint's trainable weights into both modes (identical projectors)."""
+    """Load a checkpoint's trainable weights into both modes (identical projectors); a
+    mode gets the parts it has (the reference has no character CTC head)."""
     from slamasr.training.checkpoint import load_trainable
 
     weights = load_trainable(Path(checkpoint))
     for setup in modes.values():
         device = setup.model.device
-        setup.model.load_trainable_state_dict({k: v.to(device) for k, v in weights.items()})
+        wanted = setup.model.trainable_state_dict().keys()
+        state = {k: v.to(device) for k, v in weights.items() if k in wanted}
+        setup.model.load_trainable_state_dict(state)  # a missing key still raises
 
 
 def decode_dtype(name: str, model: SlamASR) -> torch.dtype:

@@ -259,3 +259,28 @@ def test_joint_decoding_row_and_its_ratio_to_the_llm_alone(tmp_path):
     ratios = bm.compute_ratios(result, 1)
     assert ratios["decode_joint_rtf_over_llm_only"] == pytest.approx(row["rtf"] / plain["rtf"])
     assert any("native + char ctc 0.5" in line for line in bm.decoding_table(result))
+
+
+def test_decode_checkpoint_with_a_char_head_loads_into_both_modes(tmp_path):
+    """The reference mode (the paper's model) has no character CTC head: it takes the
+    projector from the checkpoint, ours takes both."""
+    from safetensors.torch import save_file
+
+    from slamasr.models import build_model
+    from slamasr.models.config import CharCTCConfig
+    from slamasr.training.checkpoint import WEIGHTS
+    from tests.helpers import tiny_model_config
+
+    cfg = tiny_model_config("whisper", tmp_path)
+    cfg.char_ctc = CharCTCConfig(weight=0.5, hidden_dim=16)
+    torch.manual_seed(0)
+    modes = bm.build_modes(build_model(cfg), seed=0, ours_dtype=torch.float32)
+    trained = {k: v + 1.0 for k, v in modes["ours"].model.trainable_state_dict().items()}
+    (tmp_path / "ckpt").mkdir()
+    save_file(trained, str(tmp_path / "ckpt" / WEIGHTS))
+    bm.load_decode_projectors(modes, str(tmp_path / "ckpt"))
+    for name, setup in modes.items():
+        state = setup.model.trainable_state_dict()
+        assert any(k.startswith("char_ctc.") for k in state) == (name == "ours")
+        for key, value in state.items():
+            torch.testing.assert_close(value, trained[key])

@@ -249,16 +249,19 @@ class SlamASR(nn.Module):
         with a character outside the alphabet is left out of this loss (warned once)."""
         loss, skipped = self.char_ctc.loss(frames, lengths, texts)
         if skipped and not self._warned_unspellable:
-            bad = next(
-                (t for t in texts if t and self.char_ctc.encode(t) is None), "(empty transcript)"
+            bad = [t for t in texts if t and self.char_ctc.encode(t) is None]
+            why = (
+                f"e.g. {bad[0]!r} has characters outside model.char_ctc.alphabet="
+                f"{self.char_ctc.alphabet!r}"
+                if bad
+                else "empty transcripts"
             )
             logger.warning(
-                "character CTC head: %d of %d transcripts in a batch left out of its loss, e.g. "
-                "%r has characters outside model.char_ctc.alphabet=%r (warned once)",
+                "character CTC head: %d of %d transcripts in a batch left out of its loss: %s "
+                "(warned once)",
                 skipped,
                 len(texts),
-                bad,
-                self.char_ctc.alphabet,
+                why,
             )
             self._warned_unspellable = True
         return loss, len(texts) - skipped

@@ -9,6 +9,7 @@ ENCODERS = ("whisper", "hubert", "wavlm", "wav2vec2", "fbank")
 PROJECTORS = ("mlp", "linear")
 PROJECTOR_OUTPUT_NORMS = ("none", "rms", "rms_fixed")
 TEMPLATES = ("plain", "chat")
+CHAR_ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"  # letters, apostrophe, space
 
 
 @dataclass
@@ -130,7 +131,7 @@ class CharCTCConfig:
     """
 
     weight: float = 0.0
-    alphabet: str = " 'abcdefghijklmnopqrstuvwxyz"
+    alphabet: str = CHAR_ALPHABET
     hidden_dim: int = 1024
     num_layers: int = 2
     context: int = 1

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from slamasr.models.beam_search import CTCLabels
+from slamasr.models.config import CHAR_ALPHABET
 
 
 class TokenCTCHead(nn.Module):
@@ -139,19 +140,8 @@ class TokenCTCHead(nn.Module):
     ) -> list[list[int]]:
         """Best-path token ids per utterance (repeats merged, blanks removed): a probe of
         what the projector's positions say on their own."""
-        best = self.logits(speech, embedding).argmax(-1)  # (B, N)
-        out = []
-        for row, n in zip(best.tolist(), lengths.tolist()):
-            ids, prev = [], 0
-            for c in row[: int(n)]:
-                if c != prev and c != 0:
-                    ids.append(c - 1)
-                prev = c
-            out.append(ids)
-        return out
-
-
-DEFAULT_ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"
+        best = best_path(self.logits(speech, embedding), lengths)
+        return [[c - 1 for c in classes] for classes in best]
 
 
 class CharCTCHead(nn.Module):
@@ -180,7 +170,7 @@ class CharCTCHead(nn.Module):
     def __init__(
         self,
         input_dim: int,
-        alphabet: str = DEFAULT_ALPHABET,
+        alphabet: str = CHAR_ALPHABET,
         hidden_dim: int = 1024,
         num_layers: int = 2,
         context: int = 1,
@@ -249,16 +239,11 @@ class CharCTCHead(nn.Module):
     @torch.no_grad()
     def greedy(self, frames: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Best-path text per utterance (repeats merged, blanks removed, spaces collapsed)."""
-        best = self.logits(frames).argmax(-1)  # (B, T)
-        out = []
-        for row, n in zip(best.tolist(), lengths.tolist()):
-            chars, prev = [], 0
-            for c in row[: int(n)]:
-                if c != prev and c != 0:
-                    chars.append(self.alphabet[c - 1])
-                prev = c
-            out.append(" ".join("".join(chars).split()))
-        return out
+        return self.texts(best_path(self.logits(frames), lengths))
+
+    def texts(self, classes: list[list[int]]) -> list[str]:
+        """Class ids (blank-free) per utterance -> text, runs of spaces collapsed."""
+        return [" ".join("".join(self.alphabet[c - 1] for c in row).split()) for row in classes]
 
     def spell_tokens(self, tokenizer: Any, vocab_size: int) -> CTCLabels:
         """How each of the LLM's ``vocab_size`` tokens spells in this head's classes.
@@ -285,13 +270,28 @@ class CharCTCHead(nn.Module):
             first = self.encode(piece[1:]) if ids and piece.startswith(" ") else ids
             cont.append(ids or [])
             start.append(first or [])
-        return CTCLabels(*_pad_table(start), *_pad_table(cont))
+        return CTCLabels(*pad_ragged(start, 0), *pad_ragged(cont, 0))
 
 
-def _pad_table(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ragged class lists -> ``(V, M)`` zero-padded table and ``(V,)`` lengths."""
-    width = max((len(r) for r in rows), default=1) or 1
-    table = torch.zeros(len(rows), width, dtype=torch.long)
+def best_path(logits: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+    """CTC best path per utterance from ``(B, T, C)`` scores: the argmax classes of its
+    valid positions, repeats merged, blanks (class 0) removed."""
+    out = []
+    for row, n in zip(logits.argmax(-1).tolist(), lengths.tolist()):
+        classes, prev = [], 0
+        for c in row[: int(n)]:
+            if c != prev and c != 0:
+                classes.append(c)
+            prev = c
+        out.append(classes)
+    return out
+
+
+def pad_ragged(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ragged id lists -> ``(N, max(1, longest))`` table padded with ``pad``, and the
+    ``(N,)`` lengths."""
+    width = max((len(r) for r in rows), default=0) or 1
+    table = torch.full((len(rows), width), pad, dtype=torch.long)
     for i, r in enumerate(rows):
         table[i, : len(r)] = torch.tensor(r, dtype=torch.long)
     return table, torch.tensor([len(r) for r in rows], dtype=torch.long)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from slamasr.models.beam_search import CTCLabels, beam_search
-from slamasr.models.ctc import CharCTCHead
+from slamasr.models.ctc import CharCTCHead, best_path, pad_ragged
 from slamasr.models.encoders import SpeechEncoder
 from slamasr.models.llm import PromptTemplate, decoder_and_head
 from slamasr.models.projector import Projector
@@ -352,8 +352,8 @@ class SlamASR(nn.Module):
             logits = self.char_ctc.logits(frames)  # (B, T, 1 + len(alphabet))
             ctc_logp = torch.log_softmax(logits.float(), dim=-1)
             ctc_lengths, ctc_labels = frame_lengths, self.char_labels()
-            if ctc_proposals:
-                texts = self.char_ctc.greedy(frames, frame_lengths)
+            if ctc_proposals:  # the head's best path, read from the logits just computed
+                texts = self.char_ctc.texts(best_path(logits, frame_lengths))
                 best = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
         elif ctc_weight > 0:
             if self.projector.ctc is None:
@@ -365,9 +365,9 @@ class SlamASR(nn.Module):
             logits = self.projector.ctc.logits(speech, embedding)  # (B, N, 1 + V)
             ctc_logp = torch.log_softmax(logits.float(), dim=-1)
             if ctc_proposals:
-                best = self.projector.ctc.greedy(speech, lengths, embedding)
+                best = [[c - 1 for c in row] for row in best_path(logits, lengths)]
         if ctc_logp is not None and ctc_proposals:
-            ctc_extra = _pad_ids([sorted(set(ids)) for ids in best], self.device)
+            ctc_extra = pad_ragged([sorted(set(ids)) for ids in best], -1)[0].to(self.device)
         inputs = self.build_inputs(
             batch, with_targets=False, left_pad=True, speech=(speech, lengths)
         )
@@ -425,14 +425,6 @@ class SlamASR(nn.Module):
         ids = self.generate_ids(batch, **kwargs)
         texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         return [t.strip() for t in texts]
-
-
-def _pad_ids(rows: list[list[int]], device: torch.device) -> torch.Tensor:
-    """Ragged token-id lists -> ``(B, max(1, longest))`` padded with -1."""
-    out = torch.full((len(rows), max((len(r) for r in rows), default=0) or 1), -1)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out.to(device)
 
 
 def new_token_bounds(batch: dict[str, Any], per_second: float, min_bound: int) -> list[int]:

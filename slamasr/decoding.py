@@ -43,16 +43,33 @@ def decode_tag(
     search: str = "native",
     ctc_weight: float = 0.0,
     ctc_head: str = "token",
+    word_prior_weight: float = 0.0,
 ) -> str:
     """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory
     (``...-ctc-greedy`` for the CTC-head probe, ``decode.search=ctc``; ``...-beam<N>-ctc<w>``
     for joint CTC/LLM search, ``decode.ctc_weight``; ``ctc`` reads ``charctc`` with the
-    character head, ``decode.ctc_head=char``)."""
+    character head, ``decode.ctc_head=char``; ``-words<w>`` follows with a word prior,
+    ``decode.word_prior_weight``)."""
     name = "charctc" if ctc_head == "char" else "ctc"
     if search == "ctc":
         return f"decode-{checkpoint}-avg{avg}-{name}-greedy"
     tag = f"decode-{checkpoint}-avg{avg}-beam{num_beams}"
-    return f"{tag}-{name}{ctc_weight:g}" if ctc_weight > 0 else tag
+    if ctc_weight > 0:
+        tag = f"{tag}-{name}{ctc_weight:g}"
+    return f"{tag}-words{word_prior_weight:g}" if word_prior_weight > 0 else tag
+
+
+def config_decode_tag(cfg: DecodeConfig) -> str:
+    """:func:`decode_tag` of a ``decode:`` section."""
+    return decode_tag(
+        cfg.checkpoint,
+        cfg.avg,
+        cfg.num_beams,
+        cfg.search,
+        cfg.ctc_weight,
+        cfg.ctc_head,
+        cfg.word_prior_weight,
+    )
 
 
 def load_trainable_weights(
@@ -100,6 +117,12 @@ def decode_batch(
             ctc_head=cfg.ctc_head,
             ctc_proposals=cfg.ctc_proposals,
             ctc_label_bonus=cfg.ctc_label_bonus,
+            word_prior=cfg.word_prior,
+            word_prior_weight=cfg.word_prior_weight,
+            word_prior_oov=cfg.word_prior_oov,
+            word_prior_bonus=cfg.word_prior_bonus,
+            word_prior_max_words=cfg.word_prior_max_words,
+            word_prior_corrections=cfg.word_prior_corrections,
         )
     if len(hyps) != len(batch["cut_ids"]):
         raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")
@@ -331,9 +354,7 @@ def run_decoding(
     from slamasr.utils import resolve_device
 
     dcfg = cfg.decode
-    out_dir = Path(exp_dir) / decode_tag(
-        dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search, dcfg.ctc_weight, dcfg.ctc_head
-    )
+    out_dir = Path(exp_dir) / config_decode_tag(dcfg)
     check_overwrite(out_dir, test_sets, overwrite)
     device = device or resolve_device(dist_info_from_env().local_rank, cfg.train.device)
     info = init_distributed(device)

@@ -40,6 +40,23 @@ class DecodeConfig:
             hypothesis commits to more letters, so without it the search favours tokens that
             spell little (a word split into fragments); a bonus around the head's per-letter
             cost removes that bias. 0 = off (ESPnet's scoring).
+        word_prior: a ``word<TAB>count`` file (``python -m slamasr.bin.prepare_word_counts``):
+            a word unigram for the joint search with ``ctc_head=char``
+            (:class:`slamasr.models.word_prior.WordPrior`); relative paths from where decoding
+            runs (the recipe directory).
+        word_prior_weight: its weight in the joint score (log-probabilities of completed
+            words + the look-ahead of the word being spelled); 0 = off. Keeps the search on
+            real words where the LLM, fed speech unlike its training data, is a weak language
+            model and the character head spells what it hears (``microweve``).
+        word_prior_oov: log-probability charged once to a word outside the prior.
+        word_prior_bonus: added to the prior per word (a word insertion bonus): a unigram
+            alone charges every word about -8, so a run of words spelled as one non-word
+            would cost less than the words.
+        word_prior_max_words: keep the prior's most frequent words; 0 = all.
+        word_prior_corrections: with ``ctc_proposals``, for each word of the character head's
+            best path outside the prior's lexicon, the tokens of up to this many lexicon words
+            within 2 edits of it are proposed too (``microweve`` -> *microwave*): the LLM
+            may not rank them and the head's best path does not hold them. 0 = off.
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
@@ -57,6 +74,12 @@ class DecodeConfig:
     ctc_head: str = "token"
     ctc_proposals: bool = True
     ctc_label_bonus: float = 0.0
+    word_prior: str = ""
+    word_prior_weight: float = 0.0
+    word_prior_oov: float = -20.0
+    word_prior_bonus: float = 0.0
+    word_prior_max_words: int = 0
+    word_prior_corrections: int = 0
     checkpoint: str = "best"
     avg: int = 1
 
@@ -78,5 +101,26 @@ class DecodeConfig:
             raise ValueError(f"decode.ctc_head={self.ctc_head!r}; choose token or char")
         if self.ctc_pre_beam < 1:
             raise ValueError(f"decode.ctc_pre_beam={self.ctc_pre_beam}; must be >= 1")
+        if self.word_prior_weight < 0:
+            raise ValueError(f"decode.word_prior_weight={self.word_prior_weight}; must be >= 0")
+        if self.word_prior_weight > 0:
+            if not self.word_prior:
+                raise ValueError(
+                    "decode.word_prior_weight > 0 needs decode.word_prior, a word<TAB>count file "
+                    "(python -m slamasr.bin.prepare_word_counts)"
+                )
+            if self.ctc_weight <= 0 or self.ctc_head != "char":
+                raise ValueError(
+                    "decode.word_prior_weight > 0 scores the character CTC head's spelling: "
+                    "set decode.ctc_weight > 0 and decode.ctc_head=char, or word_prior_weight=0"
+                )
+            if self.word_prior_oov >= 0:
+                raise ValueError(
+                    f"decode.word_prior_oov={self.word_prior_oov}; a log-probability, must be < 0"
+                )
+        if self.word_prior_max_words < 0:
+            raise ValueError("decode.word_prior_max_words must be >= 0 (0 = all words)")
+        if self.word_prior_corrections < 0:
+            raise ValueError("decode.word_prior_corrections must be >= 0 (0 = off)")
         if self.avg < 1:
             raise ValueError("decode.avg must be >= 1")

@@ -216,6 +216,17 @@ BAD_CONFIGS = [
         "whisper80",
         ["model.char_ctc.alphabet='abc'", "no space"],
     ),
+    (["decode.word_prior_weight=-1"], "whisper80", ["decode.word_prior_weight=-1", ">= 0"]),
+    (
+        ["decode.word_prior_weight=0.3"],
+        "whisper80",
+        ["decode.word_prior_weight > 0 needs decode.word_prior", "prepare_word_counts"],
+    ),
+    (
+        ["decode.word_prior=w.tsv", "decode.word_prior_weight=0.3"],
+        "whisper80",
+        ["decode.word_prior_weight", "decode.ctc_head=char", "word_prior_weight=0"],
+    ),
 ]
 
 

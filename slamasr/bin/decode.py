@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from slamasr.config import ConfigError, load_config
-from slamasr.decoding import DecodeOutputExistsError, decode_tag, run_decoding
+from slamasr.decoding import DecodeOutputExistsError, config_decode_tag, run_decoding
 from slamasr.training.distributed import cleanup_distributed, dist_info_from_env
 from slamasr.utils import setup_logging, time_tag
 
@@ -73,11 +73,7 @@ def print_out_dir(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    dcfg = cfg.decode
-    tag = decode_tag(
-        dcfg.checkpoint, dcfg.avg, dcfg.num_beams, dcfg.search, dcfg.ctc_weight, dcfg.ctc_head
-    )
-    print(args.exp_dir / tag)
+    print(args.exp_dir / config_decode_tag(cfg.decode))
     return 0
 
 

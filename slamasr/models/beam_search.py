@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from slamasr.models.llm import decoder_and_head
+from slamasr.models.word_prior import WordPrior, WordPriorScorer
 
 # (embeds (N, L, d), mask (N, L_past + L), positions (N, L), cache) -> logits (N, V) at the
 # last position; the cache (a transformers DynamicCache) is extended in place.
@@ -265,6 +266,9 @@ def beam_search(
     ctc_labels: Optional[CTCLabels] = None,
     ctc_extra: Optional[torch.Tensor] = None,
     ctc_label_bonus: float = 0.0,
+    word_prior: Optional[WordPrior] = None,
+    word_texts: Optional[tuple[list[Optional[str]], list[Optional[str]]]] = None,
+    word_prior_weight: float = 0.0,
 ) -> list[list[int]]:
     """Beam search for a left-padded batch of prompts given as embeddings.
 
@@ -292,6 +296,12 @@ def beam_search(
         ctc_label_bonus: added per CTC class a hypothesis spells
             (:meth:`CTCPrefixScorer.spelled_lengths`): offsets the prefix probability's fall
             with every committed class, which otherwise favours short tokens.
+        word_prior: with CTC, a word unigram added with ``word_prior_weight`` to the joint
+            score (:class:`slamasr.models.word_prior.WordPrior`: completed words + the
+            look-ahead of the word being spelled).
+        word_texts: each token's spelling at the start of a hypothesis and after it
+            (:func:`slamasr.models.word_prior.token_texts`), None = unspellable.
+        word_prior_weight: its weight; 0 = off.
 
     Returns:
         The best hypothesis per utterance, token ids without EOS, in batch order.
@@ -322,6 +332,13 @@ def beam_search(
             raise ValueError("ctc_logp needs one row per utterance and ctc_lengths")
         scorer = CTCPrefixScorer(ctc_logp, ctc_lengths, k, eos_id, ctc_labels)
         llm_scores = beam_scores.clone()  # (B, k): the LLM's own sums
+    words = None
+    if word_prior is not None and word_prior_weight > 0:
+        if scorer is None or word_texts is None:
+            raise ValueError(
+                "a word prior needs joint CTC scoring (ctc_logp, ctc_weight > 0) and word_texts"
+            )
+        words = WordPriorScorer(word_prior, *word_texts, eos_id=eos_id, num_rows=batch * k)
 
     rows = [_Row(bound=b) for b in bounds]
     active = list(range(batch))  # utterance index of each active row, in order
@@ -359,6 +376,8 @@ def beam_search(
             cand = (1 - ctc_weight) * cand_llm + ctc_weight * cand_ctc
             if ctc_label_bonus:
                 cand = cand + ctc_label_bonus * scorer.spelled_lengths()
+            if words is not None:
+                cand = cand + word_prior_weight * words.score(cand_tok)
             cand = torch.where(torch.isneginf(cand_llm), cand_llm, cand).view(n, k * vocab)
             cand_tok_l = cand_tok.tolist()
         top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
@@ -423,6 +442,8 @@ def beam_search(
             picked = torch.tensor(src_flat, dtype=torch.long, device=device)
             llm_scores = cand_llm.view(-1)[picked].view(len(active), k)
             scorer.advance(ctc_states, picked // vocab, picked % vocab)
+            if words is not None:
+                words.advance([f // vocab for f in src_flat], [f % vocab for f in src_flat])
         new_embeds = embed(new_tok[:, None]).to(inputs_embeds.dtype)  # (n'*k, 1, d)
         logits = step(new_embeds, mask, next_pos[:, None], cache)
         next_pos = next_pos + 1

@@ -20,6 +20,7 @@ from slamasr.models.ctc import CharCTCHead, best_path, pad_ragged
 from slamasr.models.encoders import SpeechEncoder
 from slamasr.models.llm import PromptTemplate, decoder_and_head
 from slamasr.models.projector import Projector
+from slamasr.models.word_prior import WordPrior, token_texts
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class SlamASR(nn.Module):
         self.char_ctc = char_ctc
         self.char_ctc_weight = char_ctc_weight
         self._char_labels: Optional[CTCLabels] = None
+        self._word_texts: Optional[tuple[list[Optional[str]], list[Optional[str]]]] = None
+        self._word_prior: Optional[tuple[tuple[str, float, float, int], WordPrior]] = None
         self._warned_unspellable = False
         self.llm.requires_grad_(False)
         self.llm.eval()
@@ -304,6 +307,12 @@ class SlamASR(nn.Module):
         ctc_head: str = "token",
         ctc_proposals: bool = True,
         ctc_label_bonus: float = 0.0,
+        word_prior: str = "",
+        word_prior_weight: float = 0.0,
+        word_prior_oov: float = -20.0,
+        word_prior_bonus: float = 0.0,
+        word_prior_max_words: int = 0,
+        word_prior_corrections: int = 0,
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
@@ -322,6 +331,13 @@ class SlamASR(nn.Module):
         ``ctc_proposals``: in the joint search, also score the tokens of the CTC head's best
         path for every beam, beside the LLM's top tokens. ``ctc_label_bonus``: added per CTC
         class a hypothesis spells (:func:`slamasr.models.beam_search.beam_search`).
+        ``word_prior`` (a ``word<TAB>count`` file) with ``word_prior_weight`` > 0: a word
+        unigram in the joint search with the character head
+        (:class:`slamasr.models.word_prior.WordPrior`; ``word_prior_oov``: log-prob of a word
+        outside it; ``word_prior_bonus``: added per word; ``word_prior_max_words``: its most
+        frequent words kept, 0 = all; ``word_prior_corrections``: with ``ctc_proposals``, the
+        tokens of that many lexicon words closest to each word of the head's best path outside
+        the lexicon are proposed too).
         """
         if ctc_head not in ("token", "char"):
             raise ValueError(f"ctc_head={ctc_head!r}; choose token or char")
@@ -329,6 +345,16 @@ class SlamASR(nn.Module):
             raise ValueError(
                 "decode.ctc_head=char reads the character CTC head, but this model has none "
                 "(model.char_ctc.weight=0); set decode.ctc_head=token"
+            )
+        prior = None
+        if word_prior_weight > 0:
+            if ctc_weight <= 0 or ctc_head != "char":
+                raise ValueError(
+                    "decode.word_prior_weight > 0 scores the spelling of the character CTC "
+                    "head: it needs decode.ctc_weight > 0 and decode.ctc_head=char"
+                )
+            prior = self.load_word_prior(
+                word_prior, word_prior_oov, word_prior_bonus, word_prior_max_words
             )
         if search == "ctc" and ctc_head == "char":
             texts = self.char_ctc.greedy(*self.encode(batch))
@@ -355,6 +381,10 @@ class SlamASR(nn.Module):
             if ctc_proposals:  # the head's best path, read from the logits just computed
                 texts = self.char_ctc.texts(best_path(logits, frame_lengths))
                 best = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+                if prior is not None and word_prior_corrections > 0:  # + real words near it
+                    for ids, text in zip(best, texts):
+                        for fixed in prior.corrected_texts(text, word_prior_corrections):
+                            ids.extend(self.tokenizer.encode(fixed, add_special_tokens=False))
         elif ctc_weight > 0:
             if self.projector.ctc is None:
                 raise ValueError(
@@ -391,6 +421,9 @@ class SlamASR(nn.Module):
                 ctc_labels=ctc_labels,
                 ctc_extra=ctc_extra,
                 ctc_label_bonus=ctc_label_bonus,
+                word_prior=prior,
+                word_texts=self.word_texts() if prior is not None else None,
+                word_prior_weight=word_prior_weight,
             )
         if search != "hf":
             raise ValueError(f"search={search!r}; choose native, hf or ctc")
@@ -416,6 +449,35 @@ class SlamASR(nn.Module):
             labels = self.char_ctc.spell_tokens(self.tokenizer, vocab)
             self._char_labels = labels.to(self.device)
         return self._char_labels
+
+    def word_texts(self) -> tuple[list[Optional[str]], list[Optional[str]]]:
+        """Each LLM token's spelling in the character head's alphabet, at the start of a
+        hypothesis and after it (None = unspellable; built once)."""
+        if self._word_texts is None:
+            labels = self.char_labels()
+            self._word_texts = token_texts(
+                labels.start, labels.start_len, labels.cont, labels.cont_len, self.char_ctc.alphabet
+            )
+        return self._word_texts
+
+    def load_word_prior(
+        self, path: str, oov_logp: float, word_bonus: float, max_words: int
+    ) -> WordPrior:
+        """The word unigram of ``path`` restricted to the character head's alphabet (loaded
+        once per setting)."""
+        if not path:
+            raise ValueError(
+                "decode.word_prior_weight > 0 needs decode.word_prior: a word<TAB>count file "
+                "(python -m slamasr.bin.prepare_word_counts)"
+            )
+        key = (str(path), float(oov_logp), float(word_bonus), int(max_words))
+        if self._word_prior is None or self._word_prior[0] != key:
+            prior = WordPrior.load(
+                path, oov_logp, word_bonus, max_words or None, alphabet=self.char_ctc.alphabet
+            )
+            logger.info("word prior %s: %d words, oov log-prob %g", path, len(prior), oov_logp)
+            self._word_prior = (key, prior)
+        return self._word_prior[1]
 
     def generate(self, batch: dict[str, Any], **kwargs: Any) -> list[str]:
         """Decoded hypotheses in batch order (special tokens skipped, stripped).

@@ -1,0 +1,337 @@
+"""A word unigram prior for joint CTC/LLM beam search, scored letter by letter.
+
+The frozen LLM is the language model of SLAM-ASR, but fed speech it has not seen in training
+(the CPU recipe's out-of-domain test) it is a weak one, and the character CTC head then
+spells what it hears: ``microweve``, ``vegitables``. A unigram over real words, scored while
+the word is still being spelled, keeps beams on words that exist:
+
+- a hypothesis' score is the sum of ``log p(w)`` over its completed words, plus for the word
+  being spelled the log of the total probability of the lexicon's words that start with it
+  (its *look-ahead*); the look-ahead of a prefix telescopes, so by the end of a word it has
+  charged exactly ``log p(w)``, and a beam pays for an unlikely word as soon as its prefix
+  becomes unlikely, not only after the word is written out;
+- a prefix that no lexicon word starts with (a non-word, or a real word the lexicon lacks)
+  costs ``oov_logp`` once, whatever its length;
+- every word gets ``word_bonus`` (as soon as it starts): without it a unigram charges each
+  word its ``log p(w)`` (about -8 for an average word), so writing several words as one
+  non-word (``agapinchon`` for *add a pinch*) would cost less than writing them.
+
+Words are what lies between spaces in the hypothesis' spelling (the character head's
+alphabet: lower case letters, apostrophe, space), so the prior needs ``decode.ctc_head=char``.
+The counts come from a ``word<TAB>count`` file (``slamasr.bin.prepare_word_counts``: word
+frequencies of general English from the ``wordfreq`` package, or counts of a text corpus).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import torch
+
+# (log-probability of the completed words, the word being spelled)
+WordState = tuple[float, str]
+
+
+class WordPrior:
+    """Unigram log-probabilities of words with prefix look-ahead.
+
+    Args:
+        counts: word -> count (or any positive weight); normalized here.
+        oov_logp: log-probability charged once for a word outside the lexicon (when its
+            spelling leaves every lexicon word's prefix). Below the rarest word's log-prob.
+        word_bonus: added per word, in or out of the lexicon (a word insertion bonus).
+    """
+
+    def __init__(
+        self, counts: dict[str, float], oov_logp: float = -20.0, word_bonus: float = 0.0
+    ) -> None:
+        if not counts:
+            raise ValueError("a word prior needs at least one word")
+        bad = [w for w, c in counts.items() if not (c > 0) or not w or " " in w]
+        if bad:
+            raise ValueError(
+                f"word prior: {len(bad)} entries with an empty word, a space in the word or a "
+                f"count <= 0 (e.g. {bad[0]!r}); give positive counts of single words"
+            )
+        total = float(sum(counts.values()))
+        self.oov_logp = float(oov_logp)
+        self.word_bonus = float(word_bonus)
+        self.word_logp = {w: math.log(c / total) for w, c in counts.items()}
+        mass: dict[str, float] = {}
+        for word, count in counts.items():
+            for end in range(1, len(word) + 1):
+                prefix = word[:end]
+                mass[prefix] = mass.get(prefix, 0.0) + count
+        self.prefix_logp = {p: math.log(m / total) for p, m in mass.items()}
+        self._words: Optional[list[str]] = None
+
+    def __len__(self) -> int:
+        return len(self.word_logp)
+
+    def corrections(self, word: str, max_edits: int = 2, limit: int = 3) -> list[str]:
+        """Lexicon words within ``max_edits`` edits (Levenshtein) of ``word``, closest first,
+        then most frequent; ``limit`` of them; none for a lexicon word."""
+        if word in self.word_logp or limit <= 0:
+            return []
+        from rapidfuzz import process
+        from rapidfuzz.distance import Levenshtein
+
+        if self._words is None:
+            self._words = list(self.word_logp)
+        found = process.extract(
+            word, self._words, scorer=Levenshtein.distance, score_cutoff=max_edits, limit=None
+        )
+        found.sort(key=lambda item: (item[1], -self.word_logp[item[0]], item[0]))
+        return [w for w, _, _ in found[:limit]]
+
+    def corrected_texts(self, text: str, limit: int = 3, max_edits: int = 2) -> list[str]:
+        """Variants of a space-separated ``text``: variant ``i`` replaces each word outside
+        the lexicon by its ``i``-th correction (:meth:`corrections`; kept where it has
+        fewer). Empty where every word is in the lexicon."""
+        words = text.split()
+        options = [self.corrections(w, max_edits, limit) for w in words]
+        count = max((len(o) for o in options), default=0)
+        return [
+            " ".join(o[i] if i < len(o) else w for w, o in zip(words, options))
+            for i in range(count)
+        ]
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        oov_logp: float = -20.0,
+        word_bonus: float = 0.0,
+        max_words: Optional[int] = None,
+        alphabet: Optional[str] = None,
+    ) -> WordPrior:
+        """Read a ``word<TAB>count`` file (``prepare_word_counts``), most frequent first.
+
+        Args:
+            path: the file; ``#`` lines are comments.
+            oov_logp, word_bonus: see the class.
+            max_words: keep the ``max_words`` most frequent words (None = all).
+            alphabet: drop words with a character outside it (the CTC head's classes, space
+                excluded): the search can never spell them. Case is folded to the alphabet's
+                when it has one case.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"word prior {path} not found; write it with `python -m "
+                f"slamasr.bin.prepare_word_counts --out {path} ...` or set "
+                f"decode.word_prior_weight=0"
+            )
+        allowed = set(alphabet) - {" "} if alphabet else None
+        fold = None
+        if alphabet and alphabet == alphabet.lower():
+            fold = str.lower
+        elif alphabet and alphabet == alphabet.upper():
+            fold = str.upper
+        counts: dict[str, float] = {}
+        with open(path, encoding="utf-8") as f:
+            for num, line in enumerate(f, 1):
+                line = line.rstrip("\n")
+                if not line.strip() or line.startswith("#"):
+                    continue
+                fields = line.split("\t")
+                try:
+                    if len(fields) != 2:
+                        raise ValueError
+                    word, count = fields[0], float(fields[1])
+                except ValueError:
+                    raise ValueError(
+                        f"{path}:{num}: expected 'word<TAB>count', got {line[:60]!r}"
+                    ) from None
+                if not word or " " in word or not count > 0:
+                    raise ValueError(
+                        f"{path}:{num}: a word needs no spaces and a count > 0, got {line[:60]!r}"
+                    )
+                word = fold(word) if fold else word
+                if allowed is not None and not set(word) <= allowed:
+                    continue
+                counts[word] = counts.get(word, 0.0) + count
+        if not counts:
+            raise ValueError(f"{path}: no usable words (alphabet {alphabet!r})")
+        if max_words is not None and len(counts) > max_words:
+            kept = sorted(counts.items(), key=lambda item: -item[1])[:max_words]
+            counts = dict(kept)
+        return cls(counts, oov_logp=oov_logp, word_bonus=word_bonus)
+
+    # ------------------------------------------------------------------ scoring
+
+    def lookahead(self, partial: str) -> float:
+        """Log of the probability mass of the words that start with ``partial``
+        (``oov_logp`` where no word does) + the word bonus; 0 for nothing spelled."""
+        if not partial:
+            return 0.0
+        return self.prefix_logp.get(partial, self.oov_logp) + self.word_bonus
+
+    def word_score(self, word: str) -> float:
+        """``log p(word)`` (``oov_logp`` outside the lexicon) + the word bonus; 0 for an
+        empty word."""
+        if not word:
+            return 0.0
+        return self.word_logp.get(word, self.oov_logp) + self.word_bonus
+
+    def extend(self, state: WordState, text: str) -> WordState:
+        """The state after appending ``text`` (spaces end words) to a hypothesis."""
+        done, partial = state
+        if " " not in text:
+            return done, partial + text
+        pieces = (partial + text).split(" ")
+        for word in pieces[:-1]:
+            done += self.word_score(word)
+        return done, pieces[-1]
+
+    def score(self, state: WordState, final: bool = False) -> float:
+        """Score of a hypothesis: its completed words + the look-ahead of the word being
+        spelled, or with ``final`` (the hypothesis ends) that word's own log-prob."""
+        done, partial = state
+        return done + (self.word_score(partial) if final else self.lookahead(partial))
+
+    def sentence_score(self, text: str) -> float:
+        """``sum (log p(w) + word_bonus)`` of a space-separated text (what a finished
+        hypothesis gets)."""
+        return self.score(self.extend((0.0, ""), text), final=True)
+
+
+class WordPriorScorer:
+    """The word prior over a beam search's token hypotheses.
+
+    Args:
+        prior: the unigram.
+        start_texts: each token's spelling when it begins a hypothesis (leading space
+            dropped), None = unspellable (such candidates are excluded by the CTC score).
+        cont_texts: each token's spelling when it continues one.
+        eos_id: the token that ends a hypothesis (scores its last word as complete).
+        num_rows: rows (utterances x beams) at the start.
+    """
+
+    def __init__(
+        self,
+        prior: WordPrior,
+        start_texts: Sequence[Optional[str]],
+        cont_texts: Sequence[Optional[str]],
+        eos_id: int,
+        num_rows: int,
+    ) -> None:
+        self.prior = prior
+        self.start_texts = start_texts
+        self.cont_texts = cont_texts
+        self.eos_id = eos_id
+        self.states: list[WordState] = [(0.0, "")] * num_rows
+        self.prefix_len = 0
+        self._cand: list[list[WordState]] = []
+
+    def score(self, cands: torch.Tensor) -> torch.Tensor:
+        """Prior of each row's hypothesis + each candidate token ``(N, K)``."""
+        texts = self.start_texts if self.prefix_len == 0 else self.cont_texts
+        out: list[list[float]] = []
+        self._cand = []
+        for state, row in zip(self.states, cands.tolist()):
+            new_states, scores = [], []
+            for tok in row:
+                if tok == self.eos_id:
+                    new_states.append(state)
+                    scores.append(self.prior.score(state, final=True))
+                    continue
+                text = texts[tok] if 0 <= tok < len(texts) else None
+                new = self.prior.extend(state, text) if text else state
+                new_states.append(new)
+                scores.append(self.prior.score(new))
+            self._cand.append(new_states)
+            out.append(scores)
+        return torch.tensor(out, dtype=torch.float32, device=cands.device)
+
+    def advance(self, rows: Iterable[int], picks: Iterable[int]) -> None:
+        """Each new beam extends row ``rows[i]`` by its candidate ``picks[i]`` of the last
+        :meth:`score`."""
+        self.states = [self._cand[r][p] for r, p in zip(rows, picks)]
+        self.prefix_len += 1
+
+
+def token_texts(
+    start: torch.Tensor,
+    start_len: torch.Tensor,
+    cont: torch.Tensor,
+    cont_len: torch.Tensor,
+    alphabet: str,
+) -> tuple[list[Optional[str]], list[Optional[str]]]:
+    """Spellings of the tokens from a character head's class tables
+    (:class:`slamasr.models.beam_search.CTCLabels`; class ``c`` = ``alphabet[c - 1]``)."""
+
+    def spell(table: torch.Tensor, lengths: torch.Tensor) -> list[Optional[str]]:
+        rows = table.tolist()
+        return [
+            "".join(alphabet[c - 1] for c in row[:n]) if n else None
+            for row, n in zip(rows, lengths.tolist())
+        ]
+
+    return spell(start, start_len), spell(cont, cont_len)
+
+
+# ---------------------------------------------------------------------- building the counts
+
+
+def is_word(token: str) -> bool:
+    """Letters (any script) and apostrophes, at least one letter."""
+    return any(c.isalpha() for c in token) and all(c.isalpha() or c == "'" for c in token)
+
+
+def count_words(texts: Iterable[str]) -> dict[str, float]:
+    """Counts of the words (:func:`is_word`; other tokens skipped) of already normalized,
+    space-separated texts."""
+    counts: dict[str, float] = {}
+    for text in texts:
+        for token in text.split():
+            if is_word(token):
+                counts[token] = counts.get(token, 0.0) + 1.0
+    return counts
+
+
+def wordfreq_counts(lang: str = "en", wordlist: str = "large") -> dict[str, float]:
+    """Word frequencies of general text in ``lang`` from the ``wordfreq`` package
+    (Wikipedia, subtitles, news, books, web text...), words only (:func:`is_word`)."""
+    try:
+        import wordfreq
+    except ImportError as e:
+        raise ImportError(
+            "the wordfreq package is not installed: pip install wordfreq (or pip install "
+            '-e ".[cpu-recipe]"), or build the counts from text with --text'
+        ) from e
+    try:
+        freqs = wordfreq.get_frequency_dict(lang, wordlist)
+    except LookupError as e:
+        raise ValueError(f"wordfreq has no {wordlist!r} word list for {lang!r}: {e}") from e
+    return {w: f for w, f in freqs.items() if f > 0 and is_word(w)}
+
+
+def mix_counts(parts: Sequence[tuple[dict[str, float], float]]) -> dict[str, float]:
+    """Interpolate several word distributions: ``sum_i weight_i * count_i(w) / total_i``."""
+    out: dict[str, float] = {}
+    for counts, weight in parts:
+        total = sum(counts.values())
+        if weight <= 0 or total <= 0:
+            continue
+        for word, count in counts.items():
+            out[word] = out.get(word, 0.0) + weight * count / total
+    return out
+
+
+def write_word_counts(path: str | Path, counts: dict[str, float], header: str = "") -> int:
+    """Write ``word<TAB>count`` lines, most frequent first (ties alphabetical); returns the
+    number of words."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for line in header.splitlines():
+            f.write(f"# {line}\n")
+        for word, count in items:
+            f.write(f"{word}\t{count:.6g}\n")
+    tmp.replace(path)
+    return len(items)

@@ -1,0 +1,242 @@
+"""The word unigram prior of the joint CTC/LLM search (``decode.word_prior``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from slamasr.models.beam_search import CTCLabels
+from slamasr.models.word_prior import (
+    WordPrior,
+    WordPriorScorer,
+    count_words,
+    mix_counts,
+    token_texts,
+    write_word_counts,
+)
+from tests.helpers import make_tiny_batch
+from tests.models.test_beam_search import EOS, VOCAB, batched, llm, prompts  # noqa: F401
+
+COUNTS = {"cat": 6.0, "car": 3.0, "cart": 1.0, "dog": 10.0}
+TOTAL = sum(COUNTS.values())
+
+
+def test_lookahead_is_the_mass_of_the_words_with_that_prefix() -> None:
+    """Every prefix scores log(sum of p(w) over the words that start with it); a complete
+    word scores log p(w); leaving the lexicon costs oov_logp once, whatever follows."""
+    prior = WordPrior(COUNTS, oov_logp=-30.0)
+    for word in COUNTS:
+        for end in range(1, len(word) + 1):
+            prefix = word[:end]
+            want = sum(c for w, c in COUNTS.items() if w.startswith(prefix)) / TOTAL
+            assert math.isclose(prior.lookahead(prefix), math.log(want))
+        assert math.isclose(prior.word_score(word), math.log(COUNTS[word] / TOTAL))
+    assert prior.lookahead("") == 0.0
+    assert prior.lookahead("cx") == prior.lookahead("cxyz") == -30.0
+    assert prior.word_score("ca") == -30.0  # a prefix, not a word
+    assert prior.word_score("zebra") == -30.0
+
+
+def test_states_telescope_to_the_sentence_log_probability() -> None:
+    """Extending a hypothesis piece by piece (pieces with spaces end words) scores the
+    completed words + the look-ahead; at the end exactly sum log p(w)."""
+    prior = WordPrior(COUNTS, oov_logp=-30.0)
+    state = (0.0, "")
+    for piece in ["ca", "t d", "o", "g", " car", "t"]:
+        state = prior.extend(state, piece)
+    assert state[1] == "cart"
+    done = math.log(COUNTS["cat"] / TOTAL) + math.log(COUNTS["dog"] / TOTAL)
+    want_final = done + math.log(COUNTS["cart"] / TOTAL)
+    assert math.isclose(prior.score(state), done + prior.lookahead("cart"))
+    assert math.isclose(prior.score(state, final=True), want_final)
+    assert math.isclose(prior.sentence_score("cat dog cart"), want_final)
+    assert math.isclose(prior.sentence_score("cat xx"), math.log(COUNTS["cat"] / TOTAL) - 30.0)
+
+
+def test_load_reads_counts_folds_case_filters_the_alphabet_and_keeps_the_top(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "counts.tsv"
+    path.write_text("# comment\nThe\t5\nthe\t5\ncaf\u00e9\t3\ndon't\t2\n\nrare\t1\n")
+    prior = WordPrior.load(path, alphabet=" 'abcdefghijklmnopqrstuvwxyz")
+    assert set(prior.word_logp) == {"the", "don't", "rare"}  # case folded, "cafe" + accent out
+    assert math.isclose(prior.word_score("the"), math.log(10 / 13))
+    top = WordPrior.load(path, max_words=2, alphabet=" 'abcdefghijklmnopqrstuvwxyz")
+    assert set(top.word_logp) == {"the", "don't"}
+    assert set(WordPrior.load(path).word_logp) == {"The", "the", "caf\u00e9", "don't", "rare"}
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("the 5\n", r"counts.tsv:1: expected 'word<TAB>count'"),
+        ("the\t5\ncat\tmany\n", r"counts.tsv:2: expected"),
+        ("the\t0\n", r"counts.tsv:1: a word needs no spaces and a count > 0"),
+        ("two words\t3\n", r"counts.tsv:1: a word needs no spaces"),
+        ("\u00e9t\u00e9\t3\n", r"no usable words"),
+    ],
+)
+def test_load_names_the_bad_line(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "counts.tsv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        WordPrior.load(path, alphabet=" abcdefghijklmnopqrstuvwxyz")
+
+
+def test_missing_file_says_how_to_make_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="prepare_word_counts"):
+        WordPrior.load(tmp_path / "nope.tsv")
+
+
+def test_counting_mixing_and_writing(tmp_path: Path) -> None:
+    counts = count_words(["the cat sat", "the 2 cats don't", "x-ray the"])
+    assert counts == {"the": 3, "cat": 1, "sat": 1, "cats": 1, "don't": 1}
+    mixed = mix_counts([({"a": 3.0, "b": 1.0}, 0.5), ({"b": 2.0}, 0.5)])
+    assert mixed == {"a": 0.375, "b": 0.625}
+    path = tmp_path / "lang" / "counts.tsv"
+    assert write_word_counts(path, counts, header="from a test") == 5
+    lines = path.read_text().splitlines()
+    assert lines[0] == "# from a test" and lines[1] == "the\t3"
+    assert WordPrior.load(path).word_logp.keys() == counts.keys()
+
+
+def test_token_texts_read_the_class_tables() -> None:
+    labels = CTCLabels(
+        torch.tensor([[2, 3], [2, 0], [0, 0]]),
+        torch.tensor([2, 1, 0]),
+        torch.tensor([[1, 2], [2, 0], [0, 0]]),
+        torch.tensor([2, 1, 0]),
+    )
+    start, cont = token_texts(labels.start, labels.start_len, labels.cont, labels.cont_len, " ab")
+    assert start == ["ab", "a", None] and cont == [" a", "a", None]
+
+
+def test_scorer_scores_candidates_and_follows_the_picks() -> None:
+    """Start spellings for the first token, continuation spellings after; EOS scores the last
+    word as complete; unspellable tokens leave the state alone."""
+    prior = WordPrior(COUNTS, oov_logp=-30.0)
+    start = ["ca", "do", None, "x", "g"]
+    cont = [" ca", " do", None, "x", "g"]
+    scorer = WordPriorScorer(prior, start, cont, eos_id=3, num_rows=2)
+    got = scorer.score(torch.tensor([[0, 1, 3], [1, 2, 4]]))
+    want = [
+        [prior.lookahead("ca"), prior.lookahead("do"), 0.0],
+        [prior.lookahead("do"), 0.0, prior.lookahead("g")],
+    ]
+    torch.testing.assert_close(got, torch.tensor(want))
+    scorer.advance([0, 1], [0, 0])  # row 0: "ca", row 1: "do"
+    got = scorer.score(torch.tensor([[3, 1], [4, 3]]))
+    want = [
+        [-30.0, -30.0 + prior.lookahead("do")],  # EOS: "ca" is no word; " do": "ca" ends
+        [prior.lookahead("dog"), -30.0],
+    ]
+    torch.testing.assert_close(got, torch.tensor(want))
+    scorer.advance([1, 1], [0, 1])
+    assert scorer.states == [(0.0, "dog"), (0.0, "do")]
+
+
+def test_prior_decides_what_the_ctc_head_cannot(llm) -> None:  # noqa: F811
+    """The character head hears ``c ? b`` with ``?`` equally ``a`` or ``b``: the word prior
+    picks the spelling that is the more frequent word, each way round; weight 0 leaves the
+    search as it was."""
+    # classes: 0 blank, 1 ' ', 2 a, 3 b, 4 c; tokens 0 "a", 1 "b", 2 "c", the rest unspellable
+    spell = [[2], [3], [4]] + [[]] * (VOCAB - 3)
+    table = torch.zeros(VOCAB, 1, dtype=torch.long)
+    for tok, classes in enumerate(spell):
+        table[tok, : len(classes)] = torch.tensor(classes, dtype=torch.long)
+    lengths = torch.tensor([len(c) for c in spell])
+    labels = CTCLabels(table, lengths, table, lengths)
+    texts = token_texts(table, lengths, table, lengths, " abc")
+    logp = torch.full((1, 5, 5), -9.0)
+    logp[0, :, 0] = 0.0  # blank elsewhere
+    logp[0, 0, 0], logp[0, 0, 4] = -9.0, 0.0  # c
+    logp[0, 2, 0], logp[0, 2, 2], logp[0, 2, 3] = -9.0, 0.0, 0.0  # a or b
+    logp[0, 4, 0], logp[0, 4, 3] = -9.0, 0.0  # b
+    logp = torch.log_softmax(logp, dim=-1)
+    kwargs = dict(
+        ctc_logp=logp,
+        ctc_lengths=torch.tensor([5]),
+        ctc_weight=0.5,
+        ctc_pre_beam=VOCAB - 1,
+        ctc_labels=labels,
+        word_texts=texts,
+    )
+    seqs = prompts(5, [6])
+    for counts, want in (
+        ({"cab": 10.0, "cbb": 1.0}, [2, 0, 1]),
+        ({"cab": 1, "cbb": 10}, [2, 1, 1]),
+    ):
+        prior = WordPrior(counts, oov_logp=-30.0)
+        got = batched(llm, seqs, [6], 3, word_prior=prior, word_prior_weight=2.0, **kwargs)
+        assert got == [want]
+    off = batched(llm, seqs, [6], 3, word_prior=prior, word_prior_weight=0.0, **kwargs)
+    assert off == batched(llm, seqs, [6], 3, **kwargs)
+
+
+def test_word_bonus_is_paid_once_per_word_from_its_first_letter() -> None:
+    """The bonus joins the look-ahead at a word's first letter and stays to its end, for
+    lexicon words and others alike: enough of it makes several words cost less than the same
+    letters run together as one non-word."""
+    plain = WordPrior(COUNTS, oov_logp=-30.0)
+    prior = WordPrior(COUNTS, oov_logp=-30.0, word_bonus=12.0)
+    assert prior.lookahead("") == 0.0
+    assert math.isclose(prior.lookahead("c"), plain.lookahead("c") + 12.0)
+    assert math.isclose(prior.lookahead("cx"), -30.0 + 12.0)
+    state = prior.extend((0.0, ""), "cat do")
+    assert math.isclose(prior.score(state), plain.word_score("cat") + plain.lookahead("do") + 24)
+    assert math.isclose(prior.sentence_score("cat dog"), plain.sentence_score("cat dog") + 24)
+    # a cheap non-word: run together beats the two words without a bonus, not with one
+    cheap, bonus = WordPrior(COUNTS, oov_logp=-1.0), WordPrior(COUNTS, -1.0, word_bonus=1.0)
+    assert cheap.sentence_score("cat dog") < cheap.sentence_score("catdog")
+    assert bonus.sentence_score("cat dog") > bonus.sentence_score("catdog")
+
+
+def test_corrections_are_the_closest_then_most_frequent_lexicon_words() -> None:
+    prior = WordPrior({"cat": 6.0, "car": 3.0, "cart": 1.0, "dog": 10.0, "dot": 1.0})
+    assert prior.corrections("cat") == []  # a lexicon word is not corrected
+    assert prior.corrections("cax") == ["cat", "car", "cart"]  # 1, 1 (less frequent), 2 edits
+    assert prior.corrections("cax", max_edits=1) == ["cat", "car"]
+    assert prior.corrections("caxt") == ["cat", "cart", "car"]
+    assert prior.corrections("caxt", limit=1) == ["cat"]
+    assert prior.corrections("zzzzz") == []
+    assert prior.corrections("dgo") == ["dog", "dot"]  # a swap is 2 edits
+    # "the" has no lexicon word within 2 edits: kept; variant i takes each word's i-th option
+    assert prior.corrected_texts("the cax dgo") == ["the cat dog", "the car dot", "the cart dgo"]
+    assert prior.corrected_texts("cat dog") == []
+
+
+def test_corrections_reach_the_search_as_proposals(tmp_path: Path) -> None:
+    """A head whose best path spells a non-word: the lexicon word next to it is proposed,
+    so the search (LLM pre-beam of 1) can write it; without corrections it cannot."""
+    from tests.models.test_char_ctc import _char_model
+
+    model = _char_model(tmp_path).eval()
+    batch = make_tiny_batch("fbank", num=1, durations=[0.6])
+    head = model.char_ctc
+    frames, _ = model.encode(batch)
+    heard = "red dxg"
+    peaked = torch.full((1, frames.shape[1], 1 + len(head.alphabet)), -12.0)
+    peaked[..., 0] = 0.0
+    for i, c in enumerate(head.encode(heard)):
+        peaked[0, 2 * i, 0], peaked[0, 2 * i, c] = -12.0, 0.0
+    head.logits = lambda frames: peaked
+    path = tmp_path / "words.tsv"
+    write_word_counts(path, {"red": 5.0, "dog": 5.0})
+    kwargs = dict(
+        num_beams=2,
+        ctc_weight=0.5,
+        ctc_pre_beam=1,
+        ctc_head="char",
+        word_prior=str(path),
+        word_prior_weight=3.0,
+    )
+
+    def text(**extra) -> str:
+        ids = model.generate_ids(batch, **kwargs, **extra)[0]
+        return model.tokenizer.decode(ids, skip_special_tokens=True).strip().lower()
+
+    assert text(word_prior_corrections=2) == "red dog"
+    assert text(word_prior_corrections=0) != "red dog"

@@ -240,3 +240,30 @@ def test_corrections_reach_the_search_as_proposals(tmp_path: Path) -> None:
 
     assert text(word_prior_corrections=2) == "red dog"
     assert text(word_prior_corrections=0) != "red dog"
+
+
+def test_prepare_word_counts_from_text_and_wordfreq(tmp_path: Path, capsys) -> None:
+    """The bin counts normalized words of text files, mixes them with wordfreq's English
+    frequencies, keeps the top words, and refuses to overwrite or to run without a source."""
+    from slamasr.bin.prepare_word_counts import main
+
+    text = tmp_path / "lm.txt"
+    text.write_text("The cat sat.\nThe 2 dogs, the cat!\n")
+    out = tmp_path / "lang" / "counts.tsv"
+    assert main(["--out", str(out), "--text", str(text)]) == 0
+    prior = WordPrior.load(out)
+    assert set(prior.word_logp) == {"the", "cat", "sat", "dogs"}
+    assert math.isclose(prior.word_score("the"), math.log(3 / 7))
+    assert main(["--out", str(out), "--text", str(text)]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "x.tsv")]) == 1
+    assert "no source" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "y.tsv"), "--text", str(tmp_path / "no.txt")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    pytest.importorskip("wordfreq")
+    args = ["--out", str(out), "--overwrite", "--wordfreq", "en", "--max-words", "1000"]
+    assert main(args + ["--text", str(text), "--text-weight", "0.5"]) == 0
+    mixed = WordPrior.load(out)
+    assert len(mixed) == 1000 and "the" in mixed.word_logp and "sat" in mixed.word_logp
+    # half the mass is the text's: "the" is 3/7 of it, plus its general share
+    assert mixed.word_score("the") > math.log(0.5 * 3 / 7)

@@ -267,7 +267,7 @@ def beam_search(
     ctc_extra: Optional[torch.Tensor] = None,
     ctc_label_bonus: float = 0.0,
     word_prior: Optional[WordPrior] = None,
-    word_texts: Optional[tuple[list[Optional[str]], list[Optional[str]]]] = None,
+    word_texts: Optional[list[Optional[str]]] = None,
     word_prior_weight: float = 0.0,
 ) -> list[list[int]]:
     """Beam search for a left-padded batch of prompts given as embeddings.
@@ -299,7 +299,7 @@ def beam_search(
         word_prior: with CTC, a word unigram added with ``word_prior_weight`` to the joint
             score (:class:`slamasr.models.word_prior.WordPrior`: completed words + the
             look-ahead of the word being spelled).
-        word_texts: each token's spelling at the start of a hypothesis and after it
+        word_texts: each token's spelling after another token
             (:func:`slamasr.models.word_prior.token_texts`), None = unspellable.
         word_prior_weight: its weight; 0 = off.
 
@@ -338,7 +338,7 @@ def beam_search(
             raise ValueError(
                 "a word prior needs joint CTC scoring (ctc_logp, ctc_weight > 0) and word_texts"
             )
-        words = WordPriorScorer(word_prior, *word_texts, eos_id=eos_id, num_rows=batch * k)
+        words = WordPriorScorer(word_prior, word_texts, eos_id=eos_id, num_rows=batch * k)
 
     rows = [_Row(bound=b) for b in bounds]
     active = list(range(batch))  # utterance index of each active row, in order

@@ -66,7 +66,7 @@ class SlamASR(nn.Module):
         self.char_ctc = char_ctc
         self.char_ctc_weight = char_ctc_weight
         self._char_labels: Optional[CTCLabels] = None
-        self._word_texts: Optional[tuple[list[Optional[str]], list[Optional[str]]]] = None
+        self._word_texts: Optional[list[Optional[str]]] = None
         self._word_prior: Optional[tuple[tuple[str, float, float, int], WordPrior]] = None
         self._warned_unspellable = False
         self.llm.requires_grad_(False)
@@ -450,14 +450,12 @@ class SlamASR(nn.Module):
             self._char_labels = labels.to(self.device)
         return self._char_labels
 
-    def word_texts(self) -> tuple[list[Optional[str]], list[Optional[str]]]:
-        """Each LLM token's spelling in the character head's alphabet, at the start of a
-        hypothesis and after it (None = unspellable; built once)."""
+    def word_texts(self) -> list[Optional[str]]:
+        """Each LLM token's spelling in the character head's alphabet after another token
+        (None = unspellable; built once)."""
         if self._word_texts is None:
             labels = self.char_labels()
-            self._word_texts = token_texts(
-                labels.start, labels.start_len, labels.cont, labels.cont_len, self.char_ctc.alphabet
-            )
+            self._word_texts = token_texts(labels.cont, labels.cont_len, self.char_ctc.alphabet)
         return self._word_texts
 
     def load_word_prior(

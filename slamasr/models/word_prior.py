@@ -203,32 +203,24 @@ class WordPriorScorer:
 
     Args:
         prior: the unigram.
-        start_texts: each token's spelling when it begins a hypothesis (leading space
-            dropped), None = unspellable (such candidates are excluded by the CTC score).
-        cont_texts: each token's spelling when it continues one.
+        texts: each token's spelling after another token (a word-initial token starts with a
+            space; at the start of a hypothesis that space ends an empty word, which scores
+            0), None = unspellable (such candidates are excluded by the CTC score).
         eos_id: the token that ends a hypothesis (scores its last word as complete).
         num_rows: rows (utterances x beams) at the start.
     """
 
     def __init__(
-        self,
-        prior: WordPrior,
-        start_texts: Sequence[Optional[str]],
-        cont_texts: Sequence[Optional[str]],
-        eos_id: int,
-        num_rows: int,
+        self, prior: WordPrior, texts: Sequence[Optional[str]], eos_id: int, num_rows: int
     ) -> None:
         self.prior = prior
-        self.start_texts = start_texts
-        self.cont_texts = cont_texts
+        self.texts = texts
         self.eos_id = eos_id
         self.states: list[WordState] = [(0.0, "")] * num_rows
-        self.prefix_len = 0
         self._cand: list[list[WordState]] = []
 
     def score(self, cands: torch.Tensor) -> torch.Tensor:
         """Prior of each row's hypothesis + each candidate token ``(N, K)``."""
-        texts = self.start_texts if self.prefix_len == 0 else self.cont_texts
         out: list[list[float]] = []
         self._cand = []
         for state, row in zip(self.states, cands.tolist()):
@@ -238,7 +230,7 @@ class WordPriorScorer:
                     new_states.append(state)
                     scores.append(self.prior.score(state, final=True))
                     continue
-                text = texts[tok] if 0 <= tok < len(texts) else None
+                text = self.texts[tok] if 0 <= tok < len(self.texts) else None
                 new = self.prior.extend(state, text) if text else state
                 new_states.append(new)
                 scores.append(self.prior.score(new))
@@ -250,27 +242,16 @@ class WordPriorScorer:
         """Each new beam extends row ``rows[i]`` by its candidate ``picks[i]`` of the last
         :meth:`score`."""
         self.states = [self._cand[r][p] for r, p in zip(rows, picks)]
-        self.prefix_len += 1
 
 
-def token_texts(
-    start: torch.Tensor,
-    start_len: torch.Tensor,
-    cont: torch.Tensor,
-    cont_len: torch.Tensor,
-    alphabet: str,
-) -> tuple[list[Optional[str]], list[Optional[str]]]:
-    """Spellings of the tokens from a character head's class tables
-    (:class:`slamasr.models.beam_search.CTCLabels`; class ``c`` = ``alphabet[c - 1]``)."""
-
-    def spell(table: torch.Tensor, lengths: torch.Tensor) -> list[Optional[str]]:
-        rows = table.tolist()
-        return [
-            "".join(alphabet[c - 1] for c in row[:n]) if n else None
-            for row, n in zip(rows, lengths.tolist())
-        ]
-
-    return spell(start, start_len), spell(cont, cont_len)
+def token_texts(table: torch.Tensor, lengths: torch.Tensor, alphabet: str) -> list[Optional[str]]:
+    """Spellings of the tokens from a character head's class table (``cont`` of
+    :class:`slamasr.models.beam_search.CTCLabels`; class ``c`` = ``alphabet[c - 1]``);
+    None where a token is unspellable."""
+    return [
+        "".join(alphabet[c - 1] for c in row[:n]) if n else None
+        for row, n in zip(table.tolist(), lengths.tolist())
+    ]
 
 
 # ---------------------------------------------------------------------- building the counts

@@ -103,24 +103,18 @@ def test_counting_mixing_and_writing(tmp_path: Path) -> None:
     assert WordPrior.load(path).word_logp.keys() == counts.keys()
 
 
-def test_token_texts_read_the_class_tables() -> None:
-    labels = CTCLabels(
-        torch.tensor([[2, 3], [2, 0], [0, 0]]),
-        torch.tensor([2, 1, 0]),
-        torch.tensor([[1, 2], [2, 0], [0, 0]]),
-        torch.tensor([2, 1, 0]),
-    )
-    start, cont = token_texts(labels.start, labels.start_len, labels.cont, labels.cont_len, " ab")
-    assert start == ["ab", "a", None] and cont == [" a", "a", None]
+def test_token_texts_read_the_class_table() -> None:
+    table, lengths = torch.tensor([[1, 2], [2, 0], [0, 0]]), torch.tensor([2, 1, 0])
+    assert token_texts(table, lengths, " ab") == [" a", "a", None]
 
 
 def test_scorer_scores_candidates_and_follows_the_picks() -> None:
-    """Start spellings for the first token, continuation spellings after; EOS scores the last
-    word as complete; unspellable tokens leave the state alone."""
+    """A word-initial token's space ends the word before it (an empty word at the start,
+    scored 0); EOS scores the last word as complete; unspellable tokens leave the state
+    alone."""
     prior = WordPrior(COUNTS, oov_logp=-30.0)
-    start = ["ca", "do", None, "x", "g"]
-    cont = [" ca", " do", None, "x", "g"]
-    scorer = WordPriorScorer(prior, start, cont, eos_id=3, num_rows=2)
+    texts = [" ca", " do", None, "x", "g"]
+    scorer = WordPriorScorer(prior, texts, eos_id=3, num_rows=2)
     got = scorer.score(torch.tensor([[0, 1, 3], [1, 2, 4]]))
     want = [
         [prior.lookahead("ca"), prior.lookahead("do"), 0.0],
@@ -149,7 +143,7 @@ def test_prior_decides_what_the_ctc_head_cannot(llm) -> None:  # noqa: F811
         table[tok, : len(classes)] = torch.tensor(classes, dtype=torch.long)
     lengths = torch.tensor([len(c) for c in spell])
     labels = CTCLabels(table, lengths, table, lengths)
-    texts = token_texts(table, lengths, table, lengths, " abc")
+    texts = token_texts(table, lengths, " abc")
     logp = torch.full((1, 5, 5), -9.0)
     logp[0, :, 0] = 0.0  # blank elsewhere
     logp[0, 0, 0], logp[0, 0, 4] = -9.0, 0.0  # c

@@ -121,7 +121,6 @@ def decode_batch(
             word_prior_weight=cfg.word_prior_weight,
             word_prior_oov=cfg.word_prior_oov,
             word_prior_bonus=cfg.word_prior_bonus,
-            word_prior_oov_letter=cfg.word_prior_oov_letter,
             word_prior_max_words=cfg.word_prior_max_words,
             word_prior_corrections=cfg.word_prior_corrections,
         )

@@ -49,9 +49,6 @@ class DecodeConfig:
             real words where the LLM, fed speech unlike its training data, is a weak language
             model and the character head spells what it hears (``microweve``).
         word_prior_oov: log-probability charged once to a word outside the prior.
-        word_prior_oov_letter: ... plus this per letter of it (<= 0): the per-letter bonus
-            (``ctc_label_bonus``) otherwise makes a long non-word that runs several words
-            together cheaper than writing them.
         word_prior_bonus: added to the prior per word (a word insertion bonus): a unigram
             alone charges every word about -8, so a run of words spelled as one non-word
             would cost less than the words.
@@ -81,7 +78,6 @@ class DecodeConfig:
     word_prior_weight: float = 0.0
     word_prior_oov: float = -20.0
     word_prior_bonus: float = 0.0
-    word_prior_oov_letter: float = 0.0
     word_prior_max_words: int = 0
     word_prior_corrections: int = 0
     checkpoint: str = "best"
@@ -122,11 +118,6 @@ class DecodeConfig:
                 raise ValueError(
                     f"decode.word_prior_oov={self.word_prior_oov}; a log-probability, must be < 0"
                 )
-        if self.word_prior_oov_letter > 0:
-            raise ValueError(
-                f"decode.word_prior_oov_letter={self.word_prior_oov_letter}; a log-probability "
-                "per letter, must be <= 0"
-            )
         if self.word_prior_max_words < 0:
             raise ValueError("decode.word_prior_max_words must be >= 0 (0 = all words)")
         if self.word_prior_corrections < 0:

@@ -217,7 +217,6 @@ BAD_CONFIGS = [
         ["model.char_ctc.alphabet='abc'", "no space"],
     ),
     (["decode.word_prior_weight=-1"], "whisper80", ["decode.word_prior_weight=-1", ">= 0"]),
-    (["decode.word_prior_oov_letter=1"], "whisper80", ["decode.word_prior_oov_letter=1", "<= 0"]),
     (
         ["decode.word_prior_weight=0.3"],
         "whisper80",

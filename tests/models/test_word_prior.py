@@ -202,16 +202,38 @@ def test_corrections_are_the_closest_then_most_frequent_lexicon_words() -> None:
     assert prior.corrected_texts("cat dog") == []
 
 
-def test_corrections_reach_the_search_as_proposals(tmp_path: Path) -> None:
-    """A head whose best path spells a non-word: the lexicon word next to it is proposed,
-    so the search (LLM pre-beam of 1) can write it; without corrections it cannot."""
+def test_splits_and_merges_read_run_together_and_broken_words() -> None:
+    counts = {"off": 50.0, "of": 100.0, "early": 20.0, "nearly": 5.0, "podcast": 3.0}
+    counts.update({"the": 200.0, "log": 10.0, "a": 150.0, "du": 0.01})
+    prior = WordPrior(counts)
+    assert prior.word_logp["du"] < prior.short_logp < prior.word_logp["a"]
+    # exact two-word reading first, then one side 1 edit away (more probable pair first)
+    assert prior.splits("offearly") == ["off early", "of early", "of nearly"]
+    assert prior.splits("offearly", limit=1) == ["off early"]
+    assert prior.splits("podcast") == []  # a lexicon word
+    assert prior.splits("logof") == []  # shorter than split_min_length
+    assert prior.splits("apodcast") == ["a podcast"]  # a frequent one-letter word
+    assert prior.splits("dupodcast") == []  # a rare two-letter entry splits nothing
+    assert prior.merges("podc", "ast") == ["podcast"]
+    assert prior.merges("podk", "ast") == ["podcast"]  # joined, then corrected
+    assert prior.merges("the", "log") == []  # both words
+    # each split or merge is a variant of its own after the per-word corrections
+    variants = ["log off early", "log of early", "log of nearly"]
+    assert prior.corrected_texts("log offearly") == variants
+    assert prior.corrected_texts("the podc ast") == ["the podc a", "the podcast"]
+
+
+@pytest.mark.parametrize("heard", ["red dxg", "reddog"])
+def test_corrections_reach_the_search_as_proposals(tmp_path: Path, heard: str) -> None:
+    """A head whose best path spells a non-word (misspelt, or two words run together): the
+    lexicon reading of it is proposed, so the search (LLM pre-beam of 1) can write it;
+    without corrections it cannot."""
     from tests.models.test_char_ctc import _char_model
 
     model = _char_model(tmp_path).eval()
     batch = make_tiny_batch("fbank", num=1, durations=[0.6])
     head = model.char_ctc
     frames, _ = model.encode(batch)
-    heard = "red dxg"
     peaked = torch.full((1, frames.shape[1], 1 + len(head.alphabet)), -12.0)
     peaked[..., 0] = 0.0
     for i, c in enumerate(head.encode(heard)):

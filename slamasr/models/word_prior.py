@@ -43,8 +43,8 @@ class WordPrior:
             spelling leaves every lexicon word's prefix). Below the rarest word's log-prob.
         word_bonus: added per word, in or out of the lexicon (a word insertion bonus).
 
-    ``split_min_length`` (6) and ``short_logp`` (-7.5, about the 300 most frequent words of
-    English) bound the two-word readings of :meth:`splits`.
+    ``split_min_length`` (6) and ``short_logp`` (-7.5: the ~175 most frequent words of a
+    100,000-word English lexicon) bound the two-word readings of :meth:`splits`.
     """
 
     split_min_length = 6

@@ -111,7 +111,7 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
 class _LibraryBackend:
     """eSpeak NG loaded in-process with ctypes (one instance per process)."""
 
-    def __init__(self, library_path: str, data_path: str) -> None:
+    def __init__(self, library_path: str, data_path: str, seed: int = 0) -> None:
         self._lib = ctypes.CDLL(library_path)
         self._lib.espeak_Initialize.restype = ctypes.c_int
         self._lib.espeak_Initialize.argtypes = [
@@ -136,6 +136,19 @@ class _LibraryBackend:
         if rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed with data path {data_path}")
         self.native_rate = int(rate)
+        # eSpeak's voices add noise from a random generator seeded from the clock: seeded here,
+        # a fresh process speaking the same utterances in the same order writes the same samples
+        # (not a process that has spoken before: more of its state carries over)
+        set_seed = getattr(self._lib, "espeak_ng_SetRandSeed", None)
+        if set_seed is not None:
+            set_seed.argtypes = [ctypes.c_long]
+            set_seed(seed)
+        else:
+            logging.warning(
+                "%s has no espeak_ng_SetRandSeed: its voices' noise, so the audio, will "
+                "differ from run to run",
+                library_path,
+            )
         self._variants = Path(data_path) / "voices" / "!v"
         self._chunks: list[np.ndarray] = []
         self._callback = _SYNTH_CALLBACK(self._collect)  # keep a reference: C holds it
@@ -189,7 +202,7 @@ class _BinaryBackend:
         return audio
 
 
-def _make_backend(prefer: str) -> _LibraryBackend | _BinaryBackend:
+def _make_backend(prefer: str, seed: int = 0) -> _LibraryBackend | _BinaryBackend:
     """Builds the library backend, or the binary one where the library is unavailable."""
     if prefer in ("auto", "library"):
         try:
@@ -197,7 +210,7 @@ def _make_backend(prefer: str) -> _LibraryBackend | _BinaryBackend:
 
             lib_path = espeakng_loader.get_library_path()
             data_path = espeakng_loader.get_data_path()
-            return _LibraryBackend(lib_path, data_path)
+            return _LibraryBackend(lib_path, data_path, seed)
         except (ImportError, OSError, RuntimeError) as err:
             if prefer == "library":
                 raise
@@ -214,13 +227,16 @@ class EspeakSynthesizer:
     Args:
         sample_rate: output sampling rate in Hz (audio is resampled from 22050 Hz).
         backend: ``"auto"`` (library, else binary), ``"library"`` or ``"binary"``.
+        seed: seed of eSpeak NG's random generator (library backend): the first synthesizer
+            of a fresh process speaks a given sequence of utterances the same every time
+            (:func:`synthesize_chunk`).
     """
 
-    def __init__(self, sample_rate: int = 16000, backend: str = "auto") -> None:
+    def __init__(self, sample_rate: int = 16000, backend: str = "auto", seed: int = 0) -> None:
         if backend not in ("auto", "library", "binary"):
             raise ValueError(f"backend must be auto, library or binary, got {backend!r}")
         self.sample_rate = sample_rate
-        self._backend = _make_backend(backend)
+        self._backend = _make_backend(backend, seed)
 
     @property
     def backend_name(self) -> str:
@@ -241,28 +257,31 @@ class EspeakSynthesizer:
         return resample(audio, self._backend.native_rate, self.sample_rate)
 
 
-_WORKER_SYNTH: Optional[EspeakSynthesizer] = None
+def synthesize_chunk(
+    task: tuple[int, list[tuple[str, VoiceSetting, str, bool]]],
+) -> list[tuple[str, int]]:
+    """Pool task, one per fresh process: speaks a chunk of utterances in order with a new
+    synthesizer and writes the flagged ones (format from each path's suffix).
 
-
-def init_worker(sample_rate: int, backend: str = "auto") -> None:
-    """Multiprocessing pool initializer: one synthesizer per worker process."""
-    global _WORKER_SYNTH
-    _WORKER_SYNTH = EspeakSynthesizer(sample_rate=sample_rate, backend=backend)
-
-
-def synthesize_to_file(job: tuple[str, VoiceSetting, str]) -> tuple[str, int]:
-    """Pool task: synthesizes ``text`` and writes it to ``path`` (format from the suffix).
+    eSpeak NG keeps state from one utterance to the next (in the library, beyond its random
+    generator), so an utterance's samples depend on what the process spoke before it; a
+    chunk spoken in order by a fresh process (``multiprocessing`` "spawn", one task per
+    child) comes out the same whichever worker runs it, and however many run. Utterances of a
+    chunk that already have their file are spoken again, but not written.
 
     Args:
-        job: ``(text, setting, path)``.
+        task: ``(sample_rate, [(text, setting, path, write), ...])``.
 
     Returns:
-        ``(path, num_samples)``.
+        ``(path, num_samples)`` of each file written.
     """
-    text, setting, path = job
-    if _WORKER_SYNTH is None:
-        init_worker(16000)
-    audio = _WORKER_SYNTH.synthesize(text, setting)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, audio, _WORKER_SYNTH.sample_rate)
-    return path, int(audio.shape[0])
+    sample_rate, jobs = task
+    synth = EspeakSynthesizer(sample_rate=sample_rate)
+    written = []
+    for text, setting, path, write in jobs:
+        audio = synth.synthesize(text, setting)
+        if write:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, audio, synth.sample_rate)
+            written.append((path, int(audio.shape[0])))
+    return written

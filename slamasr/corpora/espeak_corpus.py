@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import gzip
 import logging
+import multiprocessing
 import random
 import time
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
@@ -29,8 +29,7 @@ from slamasr.corpora.espeak import (
     OOD_VOICES,
     TRAIN_VOICES,
     VoiceSetting,
-    init_worker,
-    synthesize_to_file,
+    synthesize_chunk,
 )
 from slamasr.corpora.lexicon import read_list
 from slamasr.corpora.sentences import Sentence, generate_sentences, normalize_text
@@ -38,6 +37,9 @@ from slamasr.corpora.sentences import Sentence, generate_sentences, normalize_te
 SAMPLE_RATE = 16000
 RATE_RANGE = (140, 170)
 PITCH_RANGE = (40, 60)
+SYNTH_CHUNK = 512
+"""Utterances per synthesis process: each chunk of a split's plan is spoken in order by a
+fresh process, so the audio does not depend on the number of jobs or their scheduling."""
 MANIFEST_KINDS = ("recordings", "supervisions", "cuts")
 
 
@@ -91,31 +93,47 @@ def plan_split(out_dir: Path, split: str, num: int, seed: int) -> list[Utterance
     return plan
 
 
-def synthesize_missing(plan: list[Utterance], num_jobs: int) -> tuple[int, float]:
+def synthesize_missing(
+    plan: list[Utterance], num_jobs: int, chunk_size: int = SYNTH_CHUNK
+) -> tuple[int, float]:
     """Synthesizes every planned utterance whose audio file does not exist yet.
+
+    The plan is cut into chunks of ``chunk_size`` utterances, and each chunk with a missing
+    file is spoken in order by a fresh process (eSpeak NG carries state from one utterance
+    to the next): the samples depend only on the plan and ``chunk_size``, not on
+    ``num_jobs``, the scheduling, or which files an interrupted run left behind.
 
     Args:
         plan: utterances of a split.
         num_jobs: worker processes.
+        chunk_size: utterances per process.
 
     Returns:
         ``(number synthesized, seconds taken)``.
     """
-    jobs = [(u.sentence.display, u.setting, str(u.audio_path)) for u in plan]
-    jobs = [job for job in jobs if not Path(job[2]).is_file()]
-    if not jobs:
+    tasks = []
+    for start in range(0, len(plan), chunk_size):
+        chunk = plan[start : start + chunk_size]
+        jobs = [
+            (u.sentence.display, u.setting, str(u.audio_path), not u.audio_path.is_file())
+            for u in chunk
+        ]
+        if any(write for *_, write in jobs):
+            tasks.append((SAMPLE_RATE, jobs))
+    if not tasks:
         return 0, 0.0
-    start = time.perf_counter()
-    if num_jobs <= 1:
-        init_worker(SAMPLE_RATE)
-        for job in tqdm(jobs, desc="synthesize", unit="utt"):
-            synthesize_to_file(job)
-    else:
-        with Pool(num_jobs, initializer=init_worker, initargs=(SAMPLE_RATE,)) as pool:
-            results = pool.imap_unordered(synthesize_to_file, jobs, chunksize=8)
-            for _ in tqdm(results, total=len(jobs), desc="synthesize", unit="utt"):
-                pass
-    return len(jobs), time.perf_counter() - start
+    start_time = time.perf_counter()
+    count = 0
+    context = multiprocessing.get_context("spawn")  # a fork would inherit a used library
+    with context.Pool(max(1, min(num_jobs, len(tasks))), maxtasksperchild=1) as pool:
+        results = pool.imap_unordered(synthesize_chunk, tasks)
+        with tqdm(
+            total=sum(w for _, jobs in tasks for *_, w in jobs), desc="synthesize", unit="utt"
+        ) as bar:
+            for written in results:
+                count += len(written)
+                bar.update(len(written))
+    return count, time.perf_counter() - start_time
 
 
 def build_manifests(plan: list[Utterance]) -> CutSet:

@@ -10,8 +10,6 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from slamasr.corpora.espeak_corpus import prepare_espeak_corpus
-
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
 
@@ -30,6 +28,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Prepares the corpus and logs where its cuts manifests are."""
+    # imported here, not at the top: every synthesis worker is a spawned process that
+    # imports this module again, and lhotse alone takes ~1.5 s to import
+    from slamasr.corpora.espeak_corpus import prepare_espeak_corpus
+
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     cuts = prepare_espeak_corpus(

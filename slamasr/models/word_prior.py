@@ -84,7 +84,7 @@ class WordPrior:
             return []
         key = (word, max_edits, limit)
         if key in self._corrections:
-            return self._corrections[key]
+            return list(self._corrections[key])
         from rapidfuzz import process
         from rapidfuzz.distance import Levenshtein
 
@@ -97,7 +97,7 @@ class WordPrior:
         if len(self._corrections) >= 100_000:  # a bounded memo: test sets repeat their words
             self._corrections.clear()
         self._corrections[key] = [w for w, _, _ in found[:limit]]
-        return self._corrections[key]
+        return list(self._corrections[key])
 
     def _whole(self, part: str) -> bool:
         """``part`` can stand as a word of a split: a lexicon word, and a frequent one when

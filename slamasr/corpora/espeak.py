@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import io
 import logging
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -280,8 +281,11 @@ def synthesize_chunk(
     written = []
     for text, setting, path, write in jobs:
         audio = synth.synthesize(text, setting)
-        if write:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, audio, synth.sample_rate)
+        if write:  # beside it, then renamed: a killed run leaves no truncated file behind
+            final = Path(path)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(f".{final.name}.tmp")
+            sf.write(tmp, audio, synth.sample_rate, format=final.suffix.lstrip(".").upper())
+            os.replace(tmp, final)
             written.append((path, int(audio.shape[0])))
     return written

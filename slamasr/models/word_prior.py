@@ -25,6 +25,7 @@ frequencies of general English from the ``wordfreq`` package, or counts of a tex
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -32,6 +33,40 @@ import torch
 
 # (log-probability of the completed words, the word being spelled)
 WordState = tuple[float, str]
+
+# spellings of one sound, rewritten in this order (then soft c = s, other c = k)
+_SOUND_SPELLINGS = (
+    ("ph", "f"),
+    ("ck", "k"),
+    ("tch", "ch"),
+    ("dg", "j"),
+    ("wh", "w"),
+    ("qu", "kw"),
+    ("x", "ks"),
+    ("gh", ""),
+    ("z", "s"),
+    ("q", "k"),
+)
+_SOFT_C = re.compile(r"c(?=[eiy])")
+_VOWELS = re.compile(r"[aeiouy]")
+_DOUBLES = re.compile(r"(.)\1+")
+
+
+def sound_key(word: str) -> str:
+    """A rough key of how an English spelling sounds: its consonants, with common spellings
+    of one sound made one letter (*ph* = *f*, soft *c* = *s*, hard *c* = *k*, *x* = *ks* ...),
+    every vowel but a leading one dropped (a leading vowel kept as ``a``), doubles
+    collapsed. Words that a listener would write alike share it, though they differ by many
+    letters: ``vagitabels`` and ``vegetables`` (``vgtbls``), ``farmassist`` and
+    ``pharmacist`` (``frmst``). Apostrophes are ignored."""
+    w = word.lower().replace("'", "")
+    for spelling, sound in _SOUND_SPELLINGS:
+        w = w.replace(spelling, sound)
+    w = _SOFT_C.sub("s", w).replace("c", "k")
+    if not w:
+        return ""
+    head = "a" if w[0] in "aeiouy" else w[0]
+    return _DOUBLES.sub(r"\1", head + _VOWELS.sub("", w[1:]))
 
 
 class WordPrior:
@@ -73,6 +108,7 @@ class WordPrior:
         self.prefix_logp = {p: math.log(m / total) for p, m in mass.items()}
         self._words: Optional[list[str]] = None
         self._corrections: dict[tuple[str, int, int], list[str]] = {}
+        self._by_sound: Optional[dict[str, list[str]]] = None
 
     def __len__(self) -> int:
         return len(self.word_logp)
@@ -98,6 +134,26 @@ class WordPrior:
             self._corrections.clear()
         self._corrections[key] = [w for w, _, _ in found[:limit]]
         return list(self._corrections[key])
+
+    def sound_alikes(self, word: str, limit: int = 3) -> list[str]:
+        """Lexicon words with the same :func:`sound_key` as ``word``, fewest edits from it
+        first, then most frequent; ``limit`` of them; none for a lexicon word or a word of
+        fewer than 3 letters. They reach what :meth:`corrections` cannot: a word the head
+        spells by ear, several vowels off (``alorges`` -> ``allergies``, 4 edits)."""
+        if word in self.word_logp or limit <= 0 or len(word) < 3:
+            return []
+        if self._by_sound is None:
+            by_sound: dict[str, list[str]] = {}
+            for w in self.word_logp:
+                by_sound.setdefault(sound_key(w), []).append(w)
+            self._by_sound = by_sound
+        found = self._by_sound.get(sound_key(word), [])
+        if not found:
+            return []
+        from rapidfuzz.distance import Levenshtein
+
+        ranked = sorted(found, key=lambda w: (Levenshtein.distance(word, w), -self.word_logp[w], w))
+        return ranked[:limit]
 
     def _whole(self, part: str) -> bool:
         """``part`` can stand as a word of a split: a lexicon word, and a frequent one when
@@ -143,15 +199,23 @@ class WordPrior:
             return [joined]
         return self.corrections(joined, max_edits, limit)
 
-    def corrected_texts(self, text: str, limit: int = 3, max_edits: int = 2) -> list[str]:
+    def corrected_texts(
+        self, text: str, limit: int = 3, max_edits: int = 2, sound_alikes: int = 0
+    ) -> list[str]:
         """Variants of a space-separated ``text`` with real words where it has non-words.
-        Variant ``i`` replaces each word outside the lexicon by its ``i``-th correction
-        (:meth:`corrections`; kept where it has fewer); then one variant per split of a
-        non-word (:meth:`splits`) and per merge of a non-word with its right neighbour
+        Each word outside the lexicon gets a list of replacements: its :meth:`corrections`
+        (``limit``), then its :meth:`sound_alikes` (``sound_alikes`` of them, those not
+        already listed); variant ``i`` replaces each such word by its ``i``-th replacement
+        (kept where it has fewer). Then one variant per split of a non-word
+        (:meth:`splits`) and per merge of a non-word with its right neighbour
         (:meth:`merges`), each changing only that place. Empty where every word is in the
         lexicon."""
         words = text.split()
-        options = [self.corrections(w, max_edits, limit) for w in words]
+        options = []
+        for word in words:
+            found = self.corrections(word, max_edits, limit)
+            found += [w for w in self.sound_alikes(word, sound_alikes) if w not in found]
+            options.append(found)
         count = max((len(o) for o in options), default=0)
         variants = [
             " ".join(o[i] if i < len(o) else w for w, o in zip(words, options))

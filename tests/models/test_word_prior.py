@@ -14,6 +14,7 @@ from slamasr.models.word_prior import (
     WordPriorScorer,
     count_words,
     mix_counts,
+    sound_key,
     token_texts,
     write_word_counts,
 )
@@ -221,6 +222,57 @@ def test_splits_and_merges_read_run_together_and_broken_words() -> None:
     variants = ["log off early", "log of early", "log of nearly"]
     assert prior.corrected_texts("log offearly") == variants
     assert prior.corrected_texts("the podc ast") == ["the podc a", "the podcast"]
+
+
+@pytest.mark.parametrize(
+    ("heard", "word", "key"),
+    [
+        ("vagitabels", "vegetables", "vgtbls"),  # vowels off, letters swapped: 4 edits
+        ("farmassist", "pharmacist", "frmst"),  # ph = f, soft c = s, doubles collapse
+        ("alorges", "allergies", "alrgs"),
+        ("biscical", "bicycle", "bskl"),  # hard c = k, y a vowel
+        ("axident", "accident", "aksdnt"),  # x = ks, cc = k + s, a leading vowel is "a"
+        ("nite", "night", "nt"),  # gh silent
+        ("don't", "dont", "dnt"),  # apostrophes ignored
+    ],
+)
+def test_sound_key_joins_spellings_of_one_sound(heard: str, word: str, key: str) -> None:
+    assert sound_key(heard) == sound_key(word) == key
+
+
+def test_sound_key_keeps_different_consonants_apart() -> None:
+    keys = [sound_key(w) for w in ["cat", "cap", "bat", "scat", "act", "chat", "at"]]
+    assert keys == ["kt", "kp", "bt", "skt", "akt", "kht", "at"]
+    assert sound_key("") == ""
+
+
+def test_sound_alikes_are_same_key_words_fewest_edits_then_most_frequent() -> None:
+    counts = {"vegetables": 5.0, "vegetable": 9.0, "vegetablse": 1.0, "fuguetables": 50.0}
+    counts.update({"stir": 2.0, "star": 20.0, "store": 30.0, "cat": 1.0})
+    prior = WordPrior(counts)
+    assert sound_key("fuguetables") == "fgtbls"  # not vegetables' "vgtbls"
+    # vegetables 4 edits, vegetablse 4 (less frequent); vegetable has another key
+    assert prior.sound_alikes("vagitabels") == ["vegetables", "vegetablse"]
+    assert prior.sound_alikes("vagitabels", limit=1) == ["vegetables"]
+    # store, star, stir: 2 edits each, most frequent first
+    assert prior.sound_alikes("sturr") == ["store", "star", "stir"]
+    assert prior.sound_alikes("stir") == []  # a lexicon word
+    assert prior.sound_alikes("kt") == []  # too short to read by sound
+    assert prior.sound_alikes("sturr", limit=0) == []
+    # none of them within 2 edits: only sound-alikes reach them
+    assert prior.corrections("vagitabels") == []
+    assert prior.corrected_texts("cat vagitabels") == []
+    assert prior.corrected_texts("cat vagitabels", sound_alikes=2) == [
+        "cat vegetables",
+        "cat vegetablse",
+    ]
+    # sound-alikes follow the edit-distance corrections, without repeating them
+    assert prior.corrections("sturr", limit=1) == ["store"]
+    assert prior.corrected_texts("sturr cat", limit=1, sound_alikes=3) == [
+        "store cat",
+        "star cat",
+        "stir cat",
+    ]
 
 
 @pytest.mark.parametrize("heard", ["red dxg", "reddog"])

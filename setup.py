@@ -45,7 +45,9 @@ setup(
             "ctranslate2",
             "wordfreq",  # general-English word frequencies for the decoder's word prior
         ],
-        "test": ["pytest", "ruff", "tensorboard", "matplotlib", "gguf", "accelerate", "ctranslate2"],
+        "test": [
+            "pytest", "ruff", "tensorboard", "matplotlib", "gguf", "accelerate", "ctranslate2"
+        ],
     },
     entry_points={"console_scripts": []},
     classifiers=[

@@ -44,19 +44,23 @@ def decode_tag(
     ctc_weight: float = 0.0,
     ctc_head: str = "token",
     word_prior_weight: float = 0.0,
+    lm_rescore_weight: float = 0.0,
 ) -> str:
     """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory
     (``...-ctc-greedy`` for the CTC-head probe, ``decode.search=ctc``; ``...-beam<N>-ctc<w>``
     for joint CTC/LLM search, ``decode.ctc_weight``; ``ctc`` reads ``charctc`` with the
     character head, ``decode.ctc_head=char``; ``-words<w>`` follows with a word prior,
-    ``decode.word_prior_weight``)."""
+    ``decode.word_prior_weight``, and ``-lm<w>`` with n-best rescoring by the LLM as a text
+    language model, ``decode.lm_rescore_weight``)."""
     name = "charctc" if ctc_head == "char" else "ctc"
     if search == "ctc":
         return f"decode-{checkpoint}-avg{avg}-{name}-greedy"
     tag = f"decode-{checkpoint}-avg{avg}-beam{num_beams}"
     if ctc_weight > 0:
         tag = f"{tag}-{name}{ctc_weight:g}"
-    return f"{tag}-words{word_prior_weight:g}" if word_prior_weight > 0 else tag
+    if word_prior_weight > 0:
+        tag = f"{tag}-words{word_prior_weight:g}"
+    return f"{tag}-lm{lm_rescore_weight:g}" if lm_rescore_weight > 0 else tag
 
 
 def config_decode_tag(cfg: DecodeConfig) -> str:
@@ -69,6 +73,7 @@ def config_decode_tag(cfg: DecodeConfig) -> str:
         cfg.ctc_weight,
         cfg.ctc_head,
         cfg.word_prior_weight,
+        cfg.lm_rescore_weight,
     )
 
 
@@ -123,6 +128,8 @@ def decode_batch(
             word_prior_bonus=cfg.word_prior_bonus,
             word_prior_max_words=cfg.word_prior_max_words,
             word_prior_corrections=cfg.word_prior_corrections,
+            word_prior_sound_alikes=cfg.word_prior_sound_alikes,
+            lm_rescore_weight=cfg.lm_rescore_weight,
         )
     if len(hyps) != len(batch["cut_ids"]):
         raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")

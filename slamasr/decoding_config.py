@@ -59,6 +59,16 @@ class DecodeConfig:
             to this many two-word readings of it (``offearly`` -> *off early*) and one-word
             readings of it with a neighbour (``podc ast`` -> *podcast*): the LLM may not rank
             them and the head's best path does not hold them. 0 = off.
+        word_prior_sound_alikes: with ``word_prior_corrections``, also propose up to this many
+            lexicon words that sound like such a word (the same consonant skeleton,
+            :func:`slamasr.models.word_prior.sound_key`; ``alorges`` -> *allergies*), however
+            many letters they differ by. 0 = off.
+        lm_rescore_weight: rescore each utterance's finished hypotheses (up to ``num_beams``)
+            with the frozen LLM read as a text-only language model (no speech: the
+            tokenizer's BOS, the hypothesis, EOS): ``search score + w * mean log p_LM`` per
+            token, both length-normalized. The LLM fed speech leans on the speech; fed the
+            text alone it prefers what English says (*there might be*, not *their might
+            be*). 0 = off (the paper). Needs search=native.
         checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
@@ -82,6 +92,8 @@ class DecodeConfig:
     word_prior_bonus: float = 0.0
     word_prior_max_words: int = 0
     word_prior_corrections: int = 0
+    word_prior_sound_alikes: int = 0
+    lm_rescore_weight: float = 0.0
     checkpoint: str = "best"
     avg: int = 1
 
@@ -124,5 +136,14 @@ class DecodeConfig:
             raise ValueError("decode.word_prior_max_words must be >= 0 (0 = all words)")
         if self.word_prior_corrections < 0:
             raise ValueError("decode.word_prior_corrections must be >= 0 (0 = off)")
+        if self.word_prior_sound_alikes < 0:
+            raise ValueError("decode.word_prior_sound_alikes must be >= 0 (0 = off)")
+        if self.lm_rescore_weight < 0:
+            raise ValueError(f"decode.lm_rescore_weight={self.lm_rescore_weight}; must be >= 0")
+        if self.lm_rescore_weight > 0 and self.search != "native":
+            raise ValueError(
+                f"decode.lm_rescore_weight > 0 rescores the n-best of decode.search=native, "
+                f"not {self.search!r}; set lm_rescore_weight=0 or search=native"
+            )
         if self.avg < 1:
             raise ValueError("decode.avg must be >= 1")

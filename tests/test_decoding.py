@@ -62,3 +62,20 @@ def test_existing_recogs_are_not_overwritten_without_flag(tmp_path: Path) -> Non
 def test_decode_tag_encodes_checkpoint_avg_and_beam() -> None:
     assert decode_tag("best", 1, 4) == "decode-best-avg1-beam4"
     assert decode_tag("step-2000", 5, 1) == "decode-step-2000-avg5-beam1"
+    joint = decode_tag("best", 1, 4, "native", 0.5, "char", 0.5)
+    assert joint == "decode-best-avg1-beam4-charctc0.5-words0.5"
+    assert decode_tag("best", 1, 4, "native", 0.5, "char", 0.5, 0.3) == f"{joint}-lm0.3"
+    assert decode_tag("best", 1, 4, lm_rescore_weight=0.3) == "decode-best-avg1-beam4-lm0.3"
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"lm_rescore_weight": -0.1}, "lm_rescore_weight=-0.1; must be >= 0"),
+        ({"lm_rescore_weight": 0.3, "search": "hf"}, "search=native, not 'hf'"),
+        ({"word_prior_sound_alikes": -1}, "word_prior_sound_alikes must be >= 0"),
+    ],
+)
+def test_decode_config_names_bad_rescoring_settings(settings: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        DecodeConfig(**settings).validate()

@@ -269,7 +269,8 @@ def beam_search(
     word_prior: Optional[WordPrior] = None,
     word_texts: Optional[list[Optional[str]]] = None,
     word_prior_weight: float = 0.0,
-) -> list[list[int]]:
+    nbest: bool = False,
+) -> list[list[int]] | list[list[tuple[float, list[int]]]]:
     """Beam search for a left-padded batch of prompts given as embeddings.
 
     Args:
@@ -302,9 +303,12 @@ def beam_search(
         word_texts: each token's spelling after another token
             (:func:`slamasr.models.word_prior.token_texts`), None = unspellable.
         word_prior_weight: its weight; 0 = off.
+        nbest: return every utterance's finished hypotheses, not only the best.
 
     Returns:
-        The best hypothesis per utterance, token ids without EOS, in batch order.
+        The best hypothesis per utterance, token ids without EOS, in batch order; with
+        ``nbest``, per utterance up to ``num_beams`` ``(score, token ids)``, best first
+        (scores length-normalized as in the search).
     """
     batch = inputs_embeds.shape[0]
     if len(bounds) != batch:
@@ -448,4 +452,6 @@ def beam_search(
         logits = step(new_embeds, mask, next_pos[:, None], cache)
         next_pos = next_pos + 1
         t += 1
+    if nbest:
+        return [list(row.finished) for row in rows]
     return [row.best() for row in rows]

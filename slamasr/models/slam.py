@@ -313,6 +313,8 @@ class SlamASR(nn.Module):
         word_prior_bonus: float = 0.0,
         word_prior_max_words: int = 0,
         word_prior_corrections: int = 0,
+        word_prior_sound_alikes: int = 0,
+        lm_rescore_weight: float = 0.0,
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
@@ -338,8 +340,14 @@ class SlamASR(nn.Module):
         frequent words kept, 0 = all; ``word_prior_corrections``: with ``ctc_proposals``, the
         tokens of that many lexicon words closest to each word of the head's best path outside
         the lexicon, and of that many splits of it into two words or merges with a neighbour,
-        are proposed too: :meth:`~slamasr.models.word_prior.WordPrior.corrected_texts`).
+        are proposed too, and ``word_prior_sound_alikes`` lexicon words that sound like it:
+        :meth:`~slamasr.models.word_prior.WordPrior.corrected_texts`).
+        ``lm_rescore_weight`` > 0 (native search): the finished hypotheses of each utterance
+        are rescored with the LLM as a text-only language model,
+        ``score + w * mean log p_LM`` (:meth:`text_logp`), and the best is returned.
         """
+        if lm_rescore_weight > 0 and search != "native":
+            raise ValueError(f"lm_rescore_weight > 0 needs search=native, not {search!r}")
         if ctc_head not in ("token", "char"):
             raise ValueError(f"ctc_head={ctc_head!r}; choose token or char")
         if ctc_head == "char" and (search == "ctc" or ctc_weight > 0) and self.char_ctc is None:
@@ -384,7 +392,9 @@ class SlamASR(nn.Module):
                 best = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
                 if prior is not None and word_prior_corrections > 0:  # + real words near it
                     for ids, text in zip(best, texts):
-                        for fixed in prior.corrected_texts(text, word_prior_corrections):
+                        for fixed in prior.corrected_texts(
+                            text, word_prior_corrections, sound_alikes=word_prior_sound_alikes
+                        ):
                             ids.extend(self.tokenizer.encode(fixed, add_special_tokens=False))
         elif ctc_weight > 0:
             if self.projector.ctc is None:
@@ -405,7 +415,7 @@ class SlamASR(nn.Module):
         inputs.pop("labels")
         eos = self.template.eos_id
         if search == "native":
-            return beam_search(
+            found = beam_search(
                 self.llm,
                 inputs["inputs_embeds"],
                 inputs["attention_mask"],
@@ -425,7 +435,11 @@ class SlamASR(nn.Module):
                 word_prior=prior,
                 word_texts=self.word_texts() if prior is not None else None,
                 word_prior_weight=word_prior_weight,
+                nbest=lm_rescore_weight > 0,
             )
+            if lm_rescore_weight > 0:
+                return self.rescore_nbest(found, lm_rescore_weight)
+            return found
         if search != "hf":
             raise ValueError(f"search={search!r}; choose native, hf or ctc")
         from transformers import GenerationConfig
@@ -477,6 +491,45 @@ class SlamASR(nn.Module):
             logger.info("word prior %s: %d words, oov log-prob %g", path, len(prior), oov_logp)
             self._word_prior = (key, prior)
         return self._word_prior[1]
+
+    def text_logp(self, hyps: list[list[int]], chunk: int = 32) -> list[float]:
+        """Mean log-probability per token of each token sequence under the LLM read as a
+        text-only language model: the tokenizer's BOS (its EOS where it has none), the
+        tokens, then EOS, which is scored too (so a hypothesis cut short pays for ending
+        there). No speech, no prompt. Padded forward passes of ``chunk`` sequences (the
+        vocabulary-wide log-probabilities of a chunk are what memory holds)."""
+        tok = self.tokenizer
+        eos = tok.eos_token_id if tok.eos_token_id is not None else self.template.eos_id
+        bos = tok.bos_token_id if tok.bos_token_id is not None else eos
+        out: list[float] = []
+        for start in range(0, len(hyps), chunk):
+            seqs = [[bos] + list(h) + [eos] for h in hyps[start : start + chunk]]
+            longest = max(len(q) for q in seqs)
+            ids = torch.full((len(seqs), longest), eos, dtype=torch.long, device=self.device)
+            mask = torch.zeros_like(ids)
+            for i, q in enumerate(seqs):
+                ids[i, : len(q)] = torch.tensor(q, dtype=torch.long)
+                mask[i, : len(q)] = 1
+            logits = self.llm(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:, None])[..., 0]
+            scored = mask[:, 1:].to(logp.dtype)
+            out.extend(((logp * scored).sum(1) / scored.sum(1)).tolist())
+        return out
+
+    def rescore_nbest(
+        self, nbest: list[list[tuple[float, list[int]]]], weight: float
+    ) -> list[list[int]]:
+        """The best hypothesis of each utterance by ``score + weight * text_logp``
+        (``nbest``: ``(score, token ids)`` per finished hypothesis, as
+        :func:`~slamasr.models.beam_search.beam_search` returns with ``nbest=True``); an
+        utterance without hypotheses gets ``[]``."""
+        lm = iter(self.text_logp([hyp for found in nbest for _, hyp in found]))
+        best: list[list[int]] = []
+        for found in nbest:
+            total = [score + weight * next(lm) for score, _ in found]
+            # the first of equals wins: the search's own order
+            best.append(found[max(range(len(found)), key=total.__getitem__)][1] if found else [])
+        return best
 
     def generate(self, batch: dict[str, Any], **kwargs: Any) -> list[str]:
         """Decoded hypotheses in batch order (special tokens skipped, stripped).

@@ -143,6 +143,32 @@ def test_batch_order_and_membership_do_not_matter(llm) -> None:
     assert shuffled == [together[i] for i in order]
 
 
+@pytest.mark.parametrize("beams", [1, 4])
+def test_nbest_lists_the_finished_hypotheses_best_first(llm, beams: int) -> None:
+    """With nbest=True each utterance gets its finished hypotheses (score, tokens), best
+    first, at most one per beam; the first is what the search returns without it, and each
+    score is the length-normalized LLM log-probability of its tokens + EOS (or of its tokens
+    alone when it stopped at the bound)."""
+    seqs = prompts(7, [5, 8, 4])
+    bounds = [6, 8, 3]
+    best = batched(llm, seqs, bounds, beams)
+    found = batched(llm, seqs, bounds, beams, nbest=True)
+    assert [f[0][1] for f in found] == best
+    embed = llm.get_input_embeddings()
+    for seq, bound, hyps in zip(seqs, bounds, found):
+        assert 1 <= len(hyps) <= beams
+        assert [s for s, _ in hyps] == sorted((s for s, _ in hyps), reverse=True)
+        for score, toks in hyps:
+            ended = len(toks) < bound
+            ids = torch.tensor(toks, dtype=torch.long)
+            with torch.no_grad():
+                logits = llm(inputs_embeds=torch.cat([seq, embed(ids)])[None]).logits[0]
+            logp = torch.log_softmax(logits[seq.shape[0] - 1 :].float(), dim=-1)
+            targets = toks + [EOS] if ended else toks
+            total = sum(float(logp[i, t]) for i, t in enumerate(targets))
+            assert score == pytest.approx(total / len(targets), abs=1e-4)
+
+
 def test_greedy_is_argmax_until_eos(llm) -> None:
     (seq,) = prompts(3, [6])
     embed = llm.get_input_embeddings()

@@ -126,6 +126,56 @@ def test_decoding_is_batch_invariant(overfit: tuple, num_beams: int) -> None:
     assert sum(h == t for h, t in zip(hyps, batch["texts"])) >= 3, (hyps, batch["texts"])
 
 
+def test_text_logp_is_the_llms_own_text_probability(tiny_fbank_model: SlamASR) -> None:
+    """The LLM read as a text LM: BOS, the tokens, EOS; mean log-prob per scored token, the
+    same alone and in a padded batch."""
+    model = tiny_fbank_model
+    tok = model.tokenizer
+    hyps = [tok.encode("hello world", add_special_tokens=False), [], [5, 9, 7, 3, 8, 2, 6]]
+    got = model.text_logp(hyps)
+    eos = tok.eos_token_id if tok.eos_token_id is not None else model.template.eos_id
+    bos = tok.bos_token_id if tok.bos_token_id is not None else eos
+    for hyp, value in zip(hyps, got):
+        ids = torch.tensor([[bos] + hyp + [eos]])
+        with torch.no_grad():
+            logp = torch.log_softmax(model.llm(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        want = logp.gather(1, ids[0, 1:, None]).mean().item()
+        assert value == pytest.approx(want, abs=1e-4)
+        assert model.text_logp([hyp]) == pytest.approx([want], abs=1e-4)
+    assert model.text_logp(hyps, chunk=2) == pytest.approx(got, abs=1e-4)
+    assert model.text_logp([]) == []
+
+
+def test_rescore_nbest_adds_the_weighted_text_logp(tiny_fbank_model: SlamASR) -> None:
+    model = tiny_fbank_model
+    hyps = [[5, 6, 7], [8, 9], [10, 11, 12, 13]]
+    search = [-1.0, -1.5, -1.6]
+    lm = model.text_logp(hyps)
+    nbest = [list(zip(search, hyps)), [], [(-2.0, hyps[2])]]
+    assert model.rescore_nbest(nbest, 0.0) == [hyps[0], [], hyps[2]]  # the search's order
+    for weight in (0.3, 5.0, 1e6):
+        total = [s + weight * v for s, v in zip(search, lm)]
+        assert model.rescore_nbest(nbest, weight)[0] == hyps[total.index(max(total))]
+    # a large weight leaves the choice to the LLM's text probability alone
+    assert model.rescore_nbest(nbest, 1e6)[0] == hyps[lm.index(max(lm))]
+    assert lm.index(max(lm)) != 0  # the text LM disagrees with the search here
+
+
+def test_generate_with_lm_rescoring(overfit: tuple) -> None:
+    """With a weight of 0+ the rescored search returns the search's best; with a large
+    weight the n-best hypothesis the LLM likes most as text; search=hf has no n-best."""
+    model, batch, _ = overfit
+    plain = model.generate_ids(batch, num_beams=4, min_new_tokens_bound=12)
+    assert (
+        model.generate_ids(batch, num_beams=4, min_new_tokens_bound=12, lm_rescore_weight=1e-9)
+        == plain
+    )
+    heavy = model.generate_ids(batch, num_beams=4, min_new_tokens_bound=12, lm_rescore_weight=1e6)
+    assert len(heavy) == len(plain)
+    with pytest.raises(ValueError, match="search=native"):
+        model.generate_ids(batch, num_beams=2, search="hf", lm_rescore_weight=0.5)
+
+
 @pytest.mark.parametrize("num_beams", [4, 1])
 def test_absolute_position_llm_decodes_batch_invariantly(tmp_path: Path, num_beams: int) -> None:
     """With learned absolute positions (GPT-2), left padding needs mask-derived position ids;

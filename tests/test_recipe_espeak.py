@@ -75,7 +75,8 @@ def test_smoke_run_scores_both_test_sets_and_the_reference(smoke_run: tuple[Path
 def test_smoke_run_decodes_every_cut_once(smoke_run: tuple[Path, str]) -> None:
     recipe, _ = smoke_run
     (decode_dir,) = sorted((recipe / "exp" / "smoke").glob("decode-*"))
-    assert decode_dir.name.endswith("-words0.5")  # with stage 0's word prior
+    # with stage 0's word prior, and the LLM rescoring the finished beams
+    assert decode_dir.name.endswith("-words0.5-lm0.3")
     with open(recipe / "data" / "lang" / "word_counts.tsv") as f:
         assert sum(1 for line in f if not line.startswith("#")) == 100_000
     for test_set in ("test", "test_ood"):

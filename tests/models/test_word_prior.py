@@ -248,7 +248,7 @@ def test_sound_key_keeps_different_consonants_apart() -> None:
 
 def test_sound_alikes_are_same_key_words_fewest_edits_then_most_frequent() -> None:
     counts = {"vegetables": 5.0, "vegetable": 9.0, "vegetablse": 1.0, "fuguetables": 50.0}
-    counts.update({"stir": 2.0, "star": 20.0, "store": 30.0, "cat": 1.0})
+    counts.update({"stir": 2.0, "star": 20.0, "store": 30.0, "stereo": 100.0, "cat": 1.0})
     prior = WordPrior(counts)
     assert sound_key("fuguetables") == "fgtbls"  # not vegetables' "vgtbls"
     # vegetables 4 edits, vegetablse 4 (less frequent); vegetable has another key
@@ -256,6 +256,8 @@ def test_sound_alikes_are_same_key_words_fewest_edits_then_most_frequent() -> No
     assert prior.sound_alikes("vagitabels", limit=1) == ["vegetables"]
     # store, star, stir: 2 edits each, most frequent first
     assert prior.sound_alikes("sturr") == ["store", "star", "stir"]
+    # stereo, the most frequent, is 3 edits away: after them
+    assert prior.sound_alikes("sturr", limit=4) == ["store", "star", "stir", "stereo"]
     assert prior.sound_alikes("stir") == []  # a lexicon word
     assert prior.sound_alikes("kt") == []  # too short to read by sound
     assert prior.sound_alikes("sturr", limit=0) == []

@@ -658,6 +658,8 @@ def decode_timed(
     if joint is not None:
         cfg = dataclasses.replace(joint, num_beams=num_beams, search=search)
         label = f"{joint.ctc_head} ctc {joint.ctc_weight:g}"
+        if joint.lm_rescore_weight > 0:
+            label += f" + lm rescore {joint.lm_rescore_weight:g}"
     setup.model.eval()
     hyps: dict[str, str] = {}
     audio = 0.0
@@ -736,6 +738,9 @@ def compute_ratios(result: dict[str, Any], amortize_epochs: int) -> dict[str, An
         ]
         if same:  # > 1: the joint search is that much slower than the LLM alone
             out["decode_joint_rtf_over_llm_only"] = ratio(joint["rtf"], same[0]["rtf"])
+    unrescored = result["decode"].get("ours_joint_no_rescore")
+    if joint and unrescored:  # > 1: what the LLM rescoring of the n-best costs
+        out["decode_joint_rtf_over_no_rescore"] = ratio(joint["rtf"], unrescored["rtf"])
     ref_dec = result["decode"].get("reference")
     best4 = best_batched(decodes, 4)
     if ref_dec and best4:
@@ -984,7 +989,9 @@ def run_decoding_modes(
 ) -> dict[str, Any]:
     """Ours at every (beam, batch size); reference-like at batch 1, beam 4 from features;
     with ``joint`` (a ``DecodeConfig`` with ``ctc_weight`` > 0) also ours' joint CTC/LLM
-    search at the largest batch size and the first beam size (``ours_joint``).
+    search at the largest batch size and the first beam size (``ours_joint``), and where
+    it rescores its n-best with the LLM (``lm_rescore_weight``), the same search without
+    the rescoring (``ours_joint_no_rescore``).
 
     Args:
         modes: both modes.
@@ -1010,28 +1017,31 @@ def run_decoding_modes(
                 modes["ours"], loader, beams, size, device, dtype, opts.search
             )
         rows += [runs[s].summary(runs[1].hyps) for s in sizes]
-    joint_row = None
-    if joint is not None:
+    joint_rows: dict[str, dict[str, Any]] = {}
+    variants = [] if joint is None else [("ours_joint", joint)]
+    if joint is not None and joint.lm_rescore_weight > 0:
+        variants.append(
+            ("ours_joint_no_rescore", dataclasses.replace(joint, lm_rescore_weight=0.0))
+        )
+    for key, settings in variants:
         beams, size = opts.beams[0], sizes[-1]
-        logger.info("decoding: ours, joint CTC/LLM, beam %d, batch %d", beams, size)
+        logger.info("decoding: %s, beam %d, batch %d", key, beams, size)
         loader = decode_loader_for(ours_cuts, ours_cfg, size)
-        run = decode_timed(modes["ours"], loader, beams, size, device, dtype, "native", joint)
-        joint_row = run.summary(None)
-        rows.append(joint_row)
+        run = decode_timed(modes["ours"], loader, beams, size, device, dtype, "native", settings)
+        joint_rows[key] = run.summary(None)
+        rows.append(joint_rows[key])
     for row in rows:
         row["rtf_incl_cache_build"] = ratio(
             row["wall_seconds"] + cache_seconds, row["audio_seconds"]
         )
     out: dict[str, Any] = {
-        "ours": rows,
+        "ours": [r for r in rows if not any(r is j for j in joint_rows.values())],
         "decode_dtype": _dtype_name(dtype),
         "ours_input": opts.decode_input,
         "ours_cache_build_seconds": cache_seconds,
         "projector": opts.decode_checkpoint or "trained in this run",
     }
-    if joint_row is not None:
-        out["ours"].remove(joint_row)
-        out["ours_joint"] = joint_row
+    out.update(joint_rows)
     if opts.reference_decode:
         logger.info("decoding: reference-like, beam 4, batch 1")
         loader = decode_loader_for(cuts, data_cfg, 1)
@@ -1187,8 +1197,9 @@ def decoding_table(result: dict[str, Any]) -> list[str]:
     """Markdown rows: one per decoding run."""
     dec = result["decode"]
     rows = list(dec.get("ours", []))
-    if dec.get("ours_joint"):
-        rows.append(dec["ours_joint"])
+    for key in ("ours_joint", "ours_joint_no_rescore"):
+        if dec.get(key):
+            rows.append(dec[key])
     if dec.get("reference"):
         rows.append(dec["reference"])
     if not rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -258,7 +259,20 @@ def test_joint_decoding_row_and_its_ratio_to_the_llm_alone(tmp_path):
     }
     ratios = bm.compute_ratios(result, 1)
     assert ratios["decode_joint_rtf_over_llm_only"] == pytest.approx(row["rtf"] / plain["rtf"])
+    assert "decode_joint_rtf_over_no_rescore" not in ratios
     assert any("native + char ctc 0.5" in line for line in bm.decoding_table(result))
+    # with LLM rescoring of the n-best: labelled, and its cost as a ratio to the same search
+    rescored_cfg = dataclasses.replace(joint_cfg, lm_rescore_weight=0.3)
+    rescored = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32, joint=rescored_cfg)
+    assert rescored.joint == "char ctc 0.5 + lm rescore 0.3" and len(rescored.hyps) == 4
+    result["decode"]["ours_joint"] = rescored.summary(None)
+    result["decode"]["ours_joint_no_rescore"] = row
+    ratios = bm.compute_ratios(result, 1)
+    want = result["decode"]["ours_joint"]["rtf"] / row["rtf"]
+    assert ratios["decode_joint_rtf_over_no_rescore"] == pytest.approx(want)
+    table = bm.decoding_table(result)
+    assert any("char ctc 0.5 + lm rescore 0.3" in line for line in table)
+    assert sum("native + char ctc 0.5 |" in line for line in table) == 1
 
 
 def test_decode_checkpoint_with_a_char_head_loads_into_both_modes(tmp_path):

@@ -20,8 +20,11 @@ real frame (its STFT window sees zeros instead of reflected audio).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import torch
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, WhisperFbank
 from lhotse.features.base import FeatureExtractor
 from lhotse.features.whisper_fbank import WhisperFbankConfig
@@ -51,6 +54,26 @@ def make_extractor(kind: str, n_mels: int = 80) -> FeatureExtractor:
     raise ValueError(f"feature kind {kind!r}; choose one of {list(FEATURE_KINDS)}")
 
 
+def _check_none_dropped(cuts_in: CutSet, cuts_out: CutSet, manifest: Path) -> None:
+    """Raise if Lhotse skipped cuts (it drops a cut whose audio fails to load, with a warning)."""
+    done = set(cuts_out.ids)
+    missing = [cid for cid in cuts_in.ids if cid not in done]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise RuntimeError(
+            f"{len(missing)} cut(s) of {manifest} got no features because their audio could "
+            f"not be loaded (see the warnings above): {shown}. Fix or remove those recordings "
+            "(python -m slamasr.bin.validate_data checks a manifest) and run again; nothing "
+            "was written to the output manifest."
+        )
+
+
+def _one_torch_thread() -> None:
+    """Worker initializer: one intra-op and one inter-op torch thread per process."""
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+
+
 def num_frames(num_samples: int, hop: int = 160) -> int:
     """Frames Lhotse stores for ``num_samples`` samples: ``(S + hop // 2) // hop``."""
     return (num_samples + hop // 2) // hop
@@ -71,7 +94,10 @@ def compute_features(
             and the manifest ``<name>_<kind>.jsonl.gz`` of cuts with features attached.
         kind: ``whisper_mel`` or ``fbank``.
         n_mels: Mel bins for whisper_mel.
-        num_jobs: Worker processes (a progress bar is shown).
+        num_jobs: Worker processes (a progress bar is shown). With more than one, each
+            worker runs torch on one thread: with torch's default (one thread per core)
+            in every worker, 2 workers on 2 cores took 75 s for the CPU recipe's 8,000 train
+            cuts, against 36 s for one process and 18 s for 2 one-thread workers.
 
     Returns:
         Path of the cut manifest with features.
@@ -87,12 +113,27 @@ def compute_features(
     extractor = make_extractor(kind, n_mels)
     cuts = CutSet.from_file(cuts_in).map(resample_cut)
     logging.info("computing %s for %d cuts of %s", suffix, len(cuts), cuts_in)
-    cuts = cuts.compute_and_store_features(
-        extractor=extractor,
-        storage_path=out_dir / f"{name}_{suffix}",
-        num_jobs=num_jobs,
-        storage_type=LilcomChunkyWriter,
-        progress_bar=True,
-    )
-    cuts.to_file(cuts_out)
+    executor, threads = None, torch.get_num_threads()
+    if num_jobs > 1:
+        torch.set_num_threads(1)  # the parent only splits and gathers (and Lhotse checks it)
+        executor = ProcessPoolExecutor(
+            num_jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_one_torch_thread,
+        )
+    try:
+        with_feats = cuts.compute_and_store_features(
+            extractor=extractor,
+            storage_path=out_dir / f"{name}_{suffix}",
+            num_jobs=num_jobs,
+            storage_type=LilcomChunkyWriter,
+            executor=executor,
+            progress_bar=True,
+        ).to_eager()
+    finally:
+        if executor is not None:
+            executor.shutdown()
+            torch.set_num_threads(threads)
+    _check_none_dropped(cuts, with_feats, cuts_in)
+    with_feats.to_file(cuts_out)
     return cuts_out

@@ -10,7 +10,7 @@ from transformers import WhisperFeatureExtractor
 from slamasr.bin import compute_features as compute_features_cli
 from slamasr.data.features import compute_features, make_extractor, num_frames
 from slamasr.data.manifests import load_cuts
-from tests.data.conftest import make_cut, write_audio
+from tests.data.conftest import corrupt, make_cut, write_audio
 
 
 def _audio(num_samples: int) -> np.ndarray:
@@ -84,3 +84,18 @@ def test_compute_features_stores_lilcom_and_loads_time_major(
         == 0
     )
     assert out.stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("num_jobs", [1, 2])
+def test_compute_features_refuses_to_drop_a_cut_whose_audio_fails(
+    tmp_path: Path, num_jobs: int
+) -> None:
+    # Lhotse skips a cut whose audio cannot be loaded (with a warning); we must not.
+    paths = [write_audio(tmp_path / f"u{i}.wav", 0.5) for i in range(3)]
+    cuts = CutSet.from_cuts(make_cut(p, "hi", cut_id=f"utt{i}") for i, p in enumerate(paths))
+    manifest = tmp_path / "mini_cuts_dev.jsonl.gz"
+    cuts.to_file(manifest)
+    corrupt(paths[1])
+    with pytest.raises(RuntimeError, match=r"1 cut\(s\) of .*mini_cuts_dev.*: utt1\. Fix"):
+        compute_features(manifest, tmp_path / "fbank", "whisper_mel", num_jobs=num_jobs)
+    assert not (tmp_path / "fbank" / "mini_cuts_dev_whisper_mel80.jsonl.gz").exists()

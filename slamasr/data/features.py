@@ -19,6 +19,7 @@ real frame (its STFT window sees zeros instead of reflected audio).
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -68,10 +69,10 @@ def _check_none_dropped(cuts_in: CutSet, cuts_out: CutSet, manifest: Path) -> No
         )
 
 
-def _one_torch_thread() -> None:
-    """Worker initializer: one intra-op and one inter-op torch thread per process."""
-    torch.set_num_threads(1)
-    torch.set_num_interop_threads(1)
+def _set_torch_threads(threads: int) -> None:
+    """Worker initializer: ``threads`` intra-op and inter-op torch threads in this process."""
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(threads)
 
 
 def num_frames(num_samples: int, hop: int = 160) -> int:
@@ -85,6 +86,7 @@ def compute_features(
     kind: str,
     n_mels: int = 80,
     num_jobs: int = 1,
+    worker_threads: int = 1,
 ) -> Path:
     """Compute and store features for a cut manifest (skipped if the output exists).
 
@@ -97,11 +99,16 @@ def compute_features(
         num_jobs: Worker processes (a progress bar is shown). With more than one, each
             worker runs torch on one thread: with torch's default (one thread per core)
             in every worker, 2 workers on 2 cores took 75 s for the CPU recipe's 8,000 train
-            cuts, against 36 s for one process and 18 s for 2 one-thread workers.
+            cuts, against 36 s for one process and 18 s for 2 one-thread workers
+            (``python -m slamasr.bin.benchmark_features`` measures it).
+        worker_threads: torch threads of each worker when ``num_jobs`` > 1; 0 leaves
+            torch's default.
 
     Returns:
         Path of the cut manifest with features.
     """
+    if worker_threads < 0:
+        raise ValueError(f"worker_threads={worker_threads}: use >= 1, or 0 for torch's default")
     cuts_in, out_dir = Path(cuts_in), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = cuts_in.name.split(".")[0]
@@ -119,7 +126,9 @@ def compute_features(
         executor = ProcessPoolExecutor(
             num_jobs,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_one_torch_thread,
+            initializer=functools.partial(_set_torch_threads, worker_threads)
+            if worker_threads > 0
+            else None,
         )
     try:
         with_feats = cuts.compute_and_store_features(

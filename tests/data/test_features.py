@@ -1,5 +1,6 @@
 """Features: Lhotse WhisperFbank equals HF WhisperFeatureExtractor; stored features load back."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,38 @@ def test_compute_features_refuses_to_drop_a_cut_whose_audio_fails(
     with pytest.raises(RuntimeError, match=r"1 cut\(s\) of .*mini_cuts_dev.*: utt1\. Fix"):
         compute_features(manifest, tmp_path / "fbank", "whisper_mel", num_jobs=num_jobs)
     assert not (tmp_path / "fbank" / "mini_cuts_dev_whisper_mel80.jsonl.gz").exists()
+
+
+def test_compute_features_rejects_negative_worker_threads(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="worker_threads=-1"):
+        compute_features(tmp_path / "x.jsonl.gz", tmp_path / "out", "fbank", worker_threads=-1)
+
+
+def test_benchmark_features_times_every_variant_on_the_same_features(tmp_path: Path) -> None:
+    from slamasr.bin import benchmark_features
+
+    cuts = CutSet.from_cuts(
+        make_cut(write_audio(tmp_path / f"u{i}.wav", sec), "hi")
+        for i, sec in enumerate([0.5, 1.23, 0.8])
+    )
+    manifest = tmp_path / "mini_cuts_train.jsonl.gz"
+    cuts.to_file(manifest)
+    out = tmp_path / "bench.json"
+    argv = ["--cuts", str(manifest), "--max-cuts", "2", "--output", str(out)]
+    assert benchmark_features.main([*argv, "--work-dir", str(tmp_path / "w")]) == 0
+    result = json.loads(out.read_text())
+    assert result["cuts"] == 2 and result["num_jobs"] == 2
+    variants = result["variants"]
+    assert [(v["num_jobs"], v["worker_threads"]) for v in variants.values()] == [
+        (2, 1),
+        (2, "default"),
+        (1, "default"),
+    ]
+    assert all(v["seconds"] > 0 for v in variants.values())
+    assert result["one_process_over_workers_one_thread"] == round(
+        variants["one_process"]["seconds"] / variants["workers_one_thread"]["seconds"], 2
+    )
+    assert result["identical_features"] is True
+    # bad input: fewer than 2 workers, or a work dir that holds something
+    assert benchmark_features.main([*argv, "--num-jobs", "1"]) == 1
+    assert benchmark_features.main([*argv, "--work-dir", str(tmp_path / "w")]) == 1

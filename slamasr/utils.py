@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import logging
 import os
 import platform
@@ -34,6 +35,15 @@ TRACKED_LIBRARIES = (
 def time_tag() -> str:
     """Return a file-name-safe timestamp, e.g. ``2024-05-01-13-45-10``."""
     return datetime.datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
+
+
+def print_and_save_json(result: dict, output: Optional[Path]) -> None:
+    """Print ``result`` as indented JSON; also write it to ``output`` (dirs made) if given."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text + "\n", encoding="utf-8")
 
 
 def setup_logging(

@@ -15,7 +15,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Optional
 
 from slamasr.benchmark import BenchmarkOptions, render_markdown, run_benchmark
 from slamasr.config import ConfigError, load_config
-from slamasr.utils import setup_logging
+from slamasr.utils import print_and_save_json, setup_logging
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -112,11 +111,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=1))
+    print_and_save_json(result, args.output)
     print(render_markdown(result))
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

@@ -12,7 +12,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import numpy as np
 from lhotse import CutSet
 
 from slamasr.data.features import FEATURE_KINDS, compute_features
+from slamasr.utils import print_and_save_json
 
 # name -> (num_jobs or None for --num-jobs, torch threads per worker; 0: torch's default)
 VARIANTS = {
@@ -103,10 +103,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=1))
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print_and_save_json(result, args.output)
     return 0
 
 

@@ -96,11 +96,11 @@ def compute_features(
             and the manifest ``<name>_<kind>.jsonl.gz`` of cuts with features attached.
         kind: ``whisper_mel`` or ``fbank``.
         n_mels: Mel bins for whisper_mel.
-        num_jobs: Worker processes (a progress bar is shown). With more than one, each
-            worker runs torch on one thread: with torch's default (one thread per core)
-            in every worker, 2 workers on 2 cores took 75 s for the CPU recipe's 8,000 train
-            cuts, against 36 s for one process and 18 s for 2 one-thread workers
-            (``python -m slamasr.bin.benchmark_features`` measures it).
+        num_jobs: Worker processes (a progress bar is shown), each running torch on
+            ``worker_threads`` threads. With torch's default (one thread per core) in every
+            worker, 2 workers on 2 cores took 71 s for the CPU recipe's 8,000 train cuts,
+            against 29 s for one process and 23 s for 2 one-thread workers
+            (``python -m slamasr.bin.benchmark_features``, docs/benchmark.md).
         worker_threads: torch threads of each worker when ``num_jobs`` > 1; 0 leaves
             torch's default.
 

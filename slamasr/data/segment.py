@@ -4,10 +4,9 @@ Shared by transcription (``slamasr.transcribe``) and the Whisper encoder, whose 
 a few LibriSpeech dev/test cuts exceed (``slamasr.models.encoders``).
 
 - :func:`pause_bounds` cuts any per-frame loudness curve (dB) into pieces of at most
-  ``max_len`` frames. Each cut goes where the smoothed loudness is lowest (a pause) within
-  the range that keeps every piece <= ``max_len`` without adding a piece; among points
-  within ``tie_db`` of that minimum, the one nearest the even split (e.g. the middle of a
-  35-s cut split in two) wins, so digital silence is cut in its middle.
+  ``max_len`` frames. Each cut goes where the smoothed loudness is lowest (a pause), with a
+  mild pull towards the even split (e.g. the middle of a 35-s cut split in two), so audio
+  without pauses gets pieces of about equal length.
 - :func:`split_waveform` does this for a waveform (25-ms frames, 10-ms hop).
 - :class:`SpeechDetector` finds speech regions with Silero VAD (the PyPI package
   ``silero-vad``, MIT, which ships its model weights; it runs on torch alone), so that
@@ -33,6 +32,7 @@ HOP_SECONDS = 0.010
 SMOOTH_SECONDS = 0.2  # a pause is a quiet stretch, not one quiet frame (a stop closure)
 MIN_PIECE_SECONDS = 0.5  # no piece shorter than this where the limit allows
 TIE_DB = 1.0  # points this close to the quietest count as equally quiet
+DISTANCE_DB = 20.0  # pull towards the even split: dB per max_len away from it
 LOG_FLOOR_DB = -100.0  # loudness of digital silence
 
 
@@ -46,13 +46,16 @@ def moving_average(values: np.ndarray, width: int) -> np.ndarray:
     return sums / counts
 
 
-def _quietest(curve: np.ndarray, lo: int, hi: int, target: float, multiple: int) -> int:
-    """Index in ``[lo, hi]`` (a multiple of ``multiple``) where ``curve`` is lowest; among
-    those within ``TIE_DB`` of the lowest, the one nearest ``target``."""
+def _quietest(
+    curve: np.ndarray, lo: int, hi: int, target: float, scale: float, multiple: int
+) -> int:
+    """Index in ``[lo, hi]`` (a multiple of ``multiple``) minimizing ``curve`` plus
+    ``DISTANCE_DB`` per ``scale`` frames away from ``target``; ties go nearest ``target``."""
     points = np.arange(lo, hi + 1, multiple)
-    values = curve[np.minimum(points, curve.shape[0] - 1)]
-    quiet = points[values <= values.min() + TIE_DB]
-    return int(quiet[np.argmin(np.abs(quiet - target))])
+    distance = np.abs(points - target)
+    score = curve[np.minimum(points, curve.shape[0] - 1)] + DISTANCE_DB * distance / scale
+    quiet = np.flatnonzero(score <= score.min() + TIE_DB)
+    return int(points[quiet[np.argmin(distance[quiet])]])
 
 
 def pause_bounds(
@@ -64,14 +67,16 @@ def pause_bounds(
 ) -> list[tuple[int, int]]:
     """Cut ``len(loudness_db)`` frames into pieces of at most ``max_len``, at pauses.
 
-    A piece starting at ``start`` needs ``n = ceil(rest / max_len)`` pieces for the rest;
-    its end may go anywhere in ``[max(start + min_len, total - (n-1) * max_len),
-    start + max_len]`` (no extra piece is ever needed) and goes to the quietest point there.
+    A piece starting at ``start`` ends in ``[start + min_len, start + max_len]`` where the
+    smoothed loudness plus a small pull towards the even split is lowest: the rest needs
+    ``n = ceil(rest / max_len)`` pieces, the even split is ``start + rest / n``, and each
+    ``max_len`` away from it costs ``DISTANCE_DB``. A pause (tens of dB below speech) wins
+    anywhere in range; without pauses the pieces come out about equal.
 
     Args:
         loudness_db: (T,) loudness per frame, dB (any offset).
-        max_len: longest piece, frames (>= 2 * min_len).
-        min_len: shortest piece where the range allows.
+        max_len: longest piece, frames.
+        min_len: shortest piece where the range allows (at most ``max_len // 2``).
         smooth: moving-average width (frames) applied before looking for minima.
         multiple: every cut lies on a multiple of this (2 for Whisper's stride-2 conv).
 
@@ -82,18 +87,15 @@ def pause_bounds(
         raise ValueError(f"pieces must hold at least {max(1, multiple)} frames, got {max_len}")
     total = loudness_db.shape[0]
     curve = moving_average(loudness_db, smooth)
-    min_len = min(min_len, max_len // 2)
+    min_len = max(1, min(min_len, max_len // 2))
     start, bounds = 0, []
     while total - start > max_len:
         pieces = math.ceil((total - start) / max_len)
-        lo = max(start + min_len, total - (pieces - 1) * max_len, start + 1)
-        hi = start + max_len
-        lo = math.ceil(lo / multiple) * multiple
-        hi = hi // multiple * multiple
-        if lo > hi:  # only with an odd max_len and multiple=2: cut at the limit
-            lo = hi
+        lo = math.ceil((start + min_len) / multiple) * multiple
+        hi = (start + max_len) // multiple * multiple
+        lo = min(lo, hi)
         target = start + (total - start) / pieces
-        end = _quietest(curve, lo, hi, target, multiple)
+        end = _quietest(curve, lo, hi, target, max_len, multiple)
         bounds.append((start, end))
         start = end
     bounds.append((start, total))

@@ -1,26 +1,36 @@
 """Transcribe arbitrary audio files with a trained experiment, long files included.
 
 Each file is read with Lhotse (any format it knows), resampled to 16 kHz and down-mixed to
-mono.  A file longer than the encoder's window (30 s for Whisper; a configurable maximum for
-the others) is split into chunks: each cut is placed at the quietest short frame within a
-search window before the limit, so boundaries fall in pauses when the audio has any.  The
-chunks get the encoder inputs the data layer would give them (``slamasr.data.features``
-extractors, the dataset's Whisper frame count), are decoded in batches with
-``slamasr.decoding`` (a failing batch is retried chunk by chunk), and the pieces of each
-file are joined with spaces.
+mono. Then, in order:
+
+1. **Speech gate.** Silero VAD (``slamasr.data.segment.SpeechDetector``) finds the speech
+   regions; silence and noise between and around them are not decoded (a model shown 20 s
+   of silence or noise invents text). A file without speech gets an empty transcript,
+   flagged ``no speech detected``. ``speech_gate=False`` (CLI ``--no-vad``) decodes all.
+2. **Chunks of trained length.** Each region longer than ``max_chunk_seconds`` is cut at
+   pauses (``slamasr.data.segment.split_waveform``). The default is what the experiment
+   trained on (:func:`trained_max_seconds`: ``data.max_audio_seconds``, or the shorter
+   Whisper padding window, 10 s in the CPU recipe), capped by the encoder's 30-s window.
+3. **Decoding.** Chunks get the encoder inputs the data layer would give them
+   (``slamasr.data.features`` extractors, the dataset's Whisper frame count) and are
+   decoded in batches with ``slamasr.decoding`` (a failing batch is retried chunk by chunk).
+4. **Loops cut.** A chunk's text in which an n-gram repeats back to back (the scorer's
+   ``slamasr.scoring.find_loop``) keeps one copy; the file is flagged ``loop cut: ...``.
+
+The chunks' texts of each file are joined with spaces.
 
 Example::
 
     transcriber = load_transcriber(Path("exp/whisper_tiny"), checkpoint="best")
     for result in transcriber.transcribe([AudioSource("a", "a.flac")]):
-        print(result.name, result.text)
+        print(result.name, result.text, result.flags)
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,12 +40,12 @@ import torch
 from slamasr.data.dataset import pad_stack, whisper_num_frames
 from slamasr.data.features import make_extractor
 from slamasr.data.manifests import SAMPLE_RATE
+from slamasr.data.segment import SpeechDetector, split_waveform
 from slamasr.decoding import decode_loader, load_trainable_weights
 from slamasr.decoding_config import DecodeConfig
+from slamasr.scoring import find_loop
 
-DEFAULT_SEARCH_SECONDS = 5.0  # look this far back from the limit for a pause
-ENERGY_FRAME_SECONDS = 0.025  # energy is measured on frames of this length
-MIN_CHUNK_SECONDS = 0.5  # never leave a last chunk shorter than this
+NO_SPEECH = "no speech detected"
 
 
 class AudioReadError(OSError):
@@ -52,12 +62,14 @@ class AudioSource:
 
 @dataclass
 class Transcript:
-    """Result for one input: ``text`` (None on failure), ``error`` and chunk count."""
+    """Result for one input: ``text`` (None on failure), ``error``, chunk count and flags
+    (``no speech detected``, ``loop cut: 'the' x90``)."""
 
     name: str
     text: Optional[str]
     error: Optional[str] = None
     num_chunks: int = 0
+    flags: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -102,8 +114,15 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     from lhotse import Recording
 
     path = Path(path)
+    if path.is_dir():
+        raise AudioReadError(
+            f"{path}: is a directory, not an audio file; pass the files in it "
+            f"(e.g. {path}/*.wav) or list them in a --list file"
+        )
     if not path.is_file():
         raise AudioReadError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioReadError(f"{path}: the file is empty (0 bytes); nothing to transcribe")
     try:
         recording = Recording.from_file(path)
         if recording.sampling_rate != sample_rate:
@@ -116,87 +135,47 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return samples.mean(axis=0).astype(np.float32)  # (S,)
 
 
-# --------------------------------------------------------------------------- chunking
+# --------------------------------------------------------------------------- loops
 
 
-def frame_energies(samples: np.ndarray, frame_len: int) -> np.ndarray:
-    """Mean square of consecutive non-overlapping frames (a partial last frame is dropped)."""
-    count = samples.shape[0] // frame_len
-    frames = samples[: count * frame_len].reshape(count, frame_len).astype(np.float64)
-    return (frames**2).mean(axis=1)  # (count,)
+def _run_start(words: list[str], gram: tuple[str, ...], repeats: int) -> int:
+    """Index of the first place ``gram`` repeats ``repeats`` times back to back."""
+    run = list(gram) * repeats
+    for i in range(len(words) - len(run) + 1):
+        if words[i : i + len(run)] == run:
+            return i
+    raise ValueError(f"no run of {gram} x{repeats}")  # find_loop found one: a bug
 
 
-def quietest_point(samples: np.ndarray, lo: int, hi: int, frame_len: int) -> int:
-    """Sample index in ``[lo, hi]`` at the middle of the lowest-energy frame there.
+def cut_loops(text: str) -> tuple[str, list[str]]:
+    """Keep one copy of each n-gram the model repeated back to back (a decoding loop).
 
-    Falls back to ``hi`` when the window holds less than one frame.
-    """
-    energies = frame_energies(samples[lo:hi], frame_len)
-    if energies.size == 0:
-        return hi
-    return lo + int(np.argmin(energies)) * frame_len + frame_len // 2
-
-
-def split_points(
-    samples: np.ndarray,
-    max_len: int,
-    search_len: int,
-    frame_len: int,
-    min_len: int = 0,
-) -> list[tuple[int, int]]:
-    """Chunk boundaries ``[(start, end), ...]`` covering ``samples``, each <= ``max_len``.
-
-    Each cut is made at the quietest frame in ``[limit - search_len, limit]`` where ``limit``
-    is ``start + max_len`` (moved earlier when the rest would be shorter than ``min_len``).
-
-    Args:
-        samples: (S,) waveform.
-        max_len: longest chunk, in samples.
-        search_len: how far before the limit a cut may go, in samples.
-        frame_len: energy frame length, in samples.
-        min_len: shortest allowed last chunk, in samples.
+    Loops are what ``slamasr.scoring.find_loop`` flags when scoring (same thresholds).
 
     Returns:
-        Consecutive ``(start, end)`` pairs from 0 to ``len(samples)``.
+        (the text without the repeats, one ``loop cut: 'gram' xN`` note per loop).
     """
-    if max_len < 1:
-        raise ValueError(f"chunks must hold at least one sample, got max_len={max_len}")
-    total, start, bounds = samples.shape[0], 0, []
-    while total - start > max_len:
-        limit = start + max_len
-        if total - limit < min_len:
-            limit = max(start + max_len // 2, total - min_len)
-        lo = max(start + 1, limit - search_len)
-        end = min(quietest_point(samples, lo, limit, frame_len), limit)
-        bounds.append((start, end))
-        start = end
-    bounds.append((start, total))
-    return bounds
+    words, notes = text.split(), []
+    while (loop := find_loop(words)) is not None:
+        gram, repeats = loop
+        start = _run_start(words, gram, repeats) + len(gram)
+        words = words[:start] + words[start + len(gram) * (repeats - 1) :]
+        notes.append(f"loop cut: {' '.join(gram)!r} x{repeats}")
+    return " ".join(words), notes
 
 
-def split_on_silence(
-    samples: np.ndarray,
-    max_seconds: float,
-    search_seconds: float = DEFAULT_SEARCH_SECONDS,
-    sample_rate: int = SAMPLE_RATE,
-) -> list[np.ndarray]:
-    """Cut a waveform into pieces of at most ``max_seconds``, in pauses where possible.
+def trained_max_seconds(cfg: Any) -> float:
+    """Longest audio an experiment trained on, from its config.
 
-    Args:
-        samples: (S,) waveform.
-        max_seconds: longest piece.
-        search_seconds: how far before each limit to look for the quietest frame.
-        sample_rate: of ``samples``.
-
-    Returns:
-        The pieces, in order; concatenated they give ``samples`` back.
+    ``data.max_audio_seconds`` (training drops longer cuts), or for a Whisper encoder
+    padded to a shorter window than 30 s (``model.encoder.whisper_pad_window_s``, 10 s in
+    the CPU recipe) that window: its model has seen little audio longer than that.
     """
-    max_len = int(max_seconds * sample_rate)
-    search_len = min(int(search_seconds * sample_rate), max_len // 2)
-    min_len = min(int(MIN_CHUNK_SECONDS * sample_rate), max_len // 4)
-    frame_len = max(1, int(ENERGY_FRAME_SECONDS * sample_rate))
-    bounds = split_points(samples, max_len, search_len, frame_len, min_len)
-    return [samples[a:b] for a, b in bounds]
+    limit = cfg.data.max_audio_seconds
+    enc = cfg.model.encoder
+    if enc.name == "whisper" and enc.whisper_pad_to_30s and enc.whisper_pad_window_s < 30:
+        limit = min(limit, enc.whisper_pad_window_s)
+    return float(limit)
 
 
 # --------------------------------------------------------------------------- encoder inputs
@@ -259,7 +238,7 @@ def _batches(items: list[_Piece], size: int) -> Iterator[list[_Piece]]:
 
 
 class Transcriber:
-    """A loaded model plus chunking and decoding settings."""
+    """A loaded model plus speech gate, chunking and decoding settings."""
 
     def __init__(
         self,
@@ -267,9 +246,10 @@ class Transcriber:
         decode_cfg: DecodeConfig,
         device: torch.device,
         max_chunk_seconds: Optional[float] = None,
-        search_seconds: float = DEFAULT_SEARCH_SECONDS,
         batch_size: int = 8,
         n_mels: Optional[int] = None,
+        speech_gate: bool = True,
+        loop_cutting: bool = True,
     ) -> None:
         """Set up the transcriber.
 
@@ -279,19 +259,24 @@ class Transcriber:
             device: where the model runs.
             max_chunk_seconds: longest chunk; capped by the encoder's window; None = window
                 (required for encoders without one).
-            search_seconds: look this far back from each limit for a pause.
             batch_size: chunks decoded together.
             n_mels: whisper log-mel bins (default: the encoder's).
+            speech_gate: decode only what Silero VAD calls speech.
+            loop_cutting: cut repeated n-grams out of each chunk's text (and flag them).
         """
         window = encoder_window_seconds(model.encoder)
         limits = [s for s in (max_chunk_seconds, window) if s]
         if not limits:
             raise ValueError(f"give max_chunk_seconds for a {type(model.encoder).__name__}")
         self.max_chunk_seconds = min(limits)
+        if self.max_chunk_seconds <= 0:
+            raise ValueError(f"max_chunk_seconds must be > 0, got {self.max_chunk_seconds}")
         self.model, self.decode_cfg, self.device = model, decode_cfg, device
-        self.search_seconds, self.batch_size = search_seconds, max(1, batch_size)
+        self.batch_size = max(1, batch_size)
         n_mels = n_mels or getattr(model.encoder, "n_mels", 80)
         self.inputs = InputMaker(model.encoder.input_kind, n_mels)
+        self.detector = SpeechDetector() if speech_gate else None
+        self.loop_cutting = loop_cutting
 
     def transcribe(self, sources: Sequence[AudioSource]) -> list[Transcript]:
         """Transcribe every source; unreadable ones get an error instead of text.
@@ -319,19 +304,39 @@ class Transcriber:
                 group, pieces = [], []
         yield from self._finish(group, pieces)
 
+    def speech_regions(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """Sample ranges to decode: the speech gate's regions, or everything."""
+        if self.detector is None:
+            return [(0, samples.shape[0])]
+        return self.detector.regions(samples)
+
+    def chunk_bounds(self, samples: np.ndarray) -> list[tuple[int, int]]:
+        """Sample ranges of the chunks to decode: speech regions cut at pauses to at most
+        ``max_chunk_seconds`` (empty when there is no speech)."""
+        bounds = []
+        for start, end in self.speech_regions(samples):
+            pieces = split_waveform(samples[start:end], self.max_chunk_seconds)
+            bounds += [(start + a, start + b) for a, b in pieces]
+        return bounds
+
     def _chunk(self, source: AudioSource, slot: int, result: Transcript) -> list[_Piece]:
-        """Read and split one source; a read error is recorded in ``result``."""
+        """Read, gate and split one source; a read error is recorded in ``result``."""
         try:
             samples = load_audio(source.path)
         except AudioReadError as e:
             logging.info("skipping %s: %s", source.name, e)
             result.error = str(e)
             return []
-        chunks = split_on_silence(samples, self.max_chunk_seconds, self.search_seconds)
-        result.num_chunks = len(chunks)
+        bounds = self.chunk_bounds(samples)
+        result.num_chunks = len(bounds)
+        if not bounds:
+            result.flags.append(NO_SPEECH)
         seconds = len(samples) / SAMPLE_RATE
-        logging.info("%s: %.1f s in %d chunk(s)", source.name, seconds, len(chunks))
-        return [_Piece(slot, k, c) for k, c in enumerate(chunks)]
+        kept = sum(b - a for a, b in bounds) / SAMPLE_RATE
+        logging.info(
+            "%s: %.1f s, %.1f s of speech in %d chunk(s)", source.name, seconds, kept, len(bounds)
+        )
+        return [_Piece(slot, k, samples[a:b]) for k, (a, b) in enumerate(bounds)]
 
     def _finish(self, group: list[Transcript], pieces: list[_Piece]) -> Iterator[Transcript]:
         """Decode a group's pieces, join each file's texts, yield the group's results."""
@@ -343,8 +348,18 @@ class Transcriber:
             if result.error is None and any(k not in texts for k in keys):
                 result.error = "the model failed on part of this file (see the log)"
             if result.error is None:
-                result.text = " ".join(t for t in (texts[k].strip() for k in keys) if t)
+                result.text = " ".join(
+                    t for t in (self._clean(texts[k], result) for k in keys) if t
+                )
             yield result
+
+    def _clean(self, text: str, result: Transcript) -> str:
+        """One chunk's text, loops cut (noted in ``result.flags``) when enabled."""
+        if not self.loop_cutting:
+            return text.strip()
+        text, notes = cut_loops(text)
+        result.flags += notes
+        return text
 
     def _decode(self, batch: list[_Piece]) -> dict[tuple[int, int], str]:
         """Beam-search one batch of chunks; ``{(slot, index): text}`` of those that decoded.
@@ -379,7 +394,8 @@ def load_transcriber(
         num_beams: beam size (default ``decode.num_beams``).
         overrides: extra ``section.key=value`` config overrides.
         device: default: ``train.device`` resolved (GPU when available).
-        **options: passed to :class:`Transcriber` (max_chunk_seconds, batch_size, ...).
+        **options: passed to :class:`Transcriber` (max_chunk_seconds, batch_size, ...);
+            ``max_chunk_seconds`` defaults to :func:`trained_max_seconds` of the config.
 
     Returns:
         A ready Transcriber.
@@ -395,5 +411,13 @@ def load_transcriber(
     model = build_model(cfg.model, device=device)
     weights, _ = load_trainable_weights(Path(exp_dir), cfg.decode.checkpoint, cfg.decode.avg)
     model.load_trainable_state_dict({k: v.to(device) for k, v in weights.items()})
-    options.setdefault("max_chunk_seconds", cfg.data.max_audio_seconds)
+    trained = trained_max_seconds(cfg)
+    if options.get("max_chunk_seconds") is None:
+        options["max_chunk_seconds"] = trained
+    elif options["max_chunk_seconds"] > trained:
+        logging.warning(
+            "chunks of up to %.1f s: longer than the %.1f s this experiment trained on",
+            options["max_chunk_seconds"],
+            trained,
+        )
     return Transcriber(model, cfg.decode, device, **options)

@@ -1,11 +1,15 @@
 """Transcribe your own audio files with a trained experiment; prints ``<name>\\t<text>``.
 
-Files of any sample rate and length: audio is resampled to 16 kHz, and recordings longer
-than the encoder's window (30 s for Whisper, ``--max-chunk-seconds`` for others) are cut
-into chunks at pauses, decoded in batches and joined.  Inputs are audio paths, a ``--list``
-file of paths, or a Kaldi ``--wav-scp`` (``<utt-id> <path>``; the id names the output line).
-Unreadable files are reported on stderr by name; the others are still transcribed and the
-exit status is 1.
+Files of any sample rate and length: audio is resampled to 16 kHz; a voice-activity
+detector (Silero VAD) keeps the speech, so silence and noise give an empty transcript
+instead of invented text; speech longer than what the experiment trained on (its
+``data.max_audio_seconds``, or Whisper's padding window: 10 s in the CPU recipe; at most
+30 s) is cut into chunks at pauses, decoded in batches and joined; a phrase the model
+repeats in a loop is kept once. Such events add a third field to the line,
+``<name>\\t<text>\\t# <flags>`` (``no speech detected``, ``loop cut: 'the' x90``), and a
+warning on stderr. Inputs are audio paths, a ``--list`` file of paths, or a Kaldi
+``--wav-scp`` (``<utt-id> <path>``; the id names the output line). Unreadable files are
+reported on stderr by name; the others are still transcribed and the exit status is 1.
 
 Usage:
     python -m slamasr.bin.transcribe --exp-dir exp/whisper_tiny --checkpoint best \
@@ -48,7 +52,15 @@ def get_parser() -> argparse.ArgumentParser:
         "--max-chunk-seconds",
         type=float,
         default=None,
-        help="longest chunk (default data.max_audio_seconds; Whisper: at most 30)",
+        help="longest chunk (default: what the exp trained on, see above; Whisper: <= 30)",
+    )
+    parser.add_argument(
+        "--no-vad",
+        action="store_true",
+        help="decode all the audio, not only what the voice-activity detector calls speech",
+    )
+    parser.add_argument(
+        "--keep-loops", action="store_true", help="do not cut phrases repeated in a loop"
     )
     parser.add_argument("--batch-size", type=int, default=8, help="chunks decoded together")
     parser.add_argument(
@@ -74,12 +86,21 @@ def collect_sources(args: argparse.Namespace) -> list[AudioSource]:
     return sources
 
 
+def format_line(result: Transcript) -> str:
+    """``name<TAB>text``, plus ``<TAB># flag; flag`` when something was flagged."""
+    line = f"{result.name}\t{result.text}"
+    return f"{line}\t# {'; '.join(result.flags)}" if result.flags else line
+
+
 def print_results(results: Iterable[Transcript]) -> int:
-    """Transcripts to stdout as they come, failures to stderr; return the failure count."""
+    """Transcripts to stdout as they come, failures and flags to stderr; return the
+    failure count."""
     failed = 0
     for result in results:
         if result.error is None:
-            print(f"{result.name}\t{result.text}", flush=True)
+            print(format_line(result), flush=True)
+            for flag in result.flags:
+                print(f"warning: {result.name}: {flag}", file=sys.stderr)
         else:
             failed += 1
             error = result.error
@@ -103,9 +124,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             num_beams=args.num_beams,
             overrides=args.overrides,
             batch_size=args.batch_size,
+            speech_gate=not args.no_vad,
+            loop_cutting=not args.keep_loops,
             **({"max_chunk_seconds": args.max_chunk_seconds} if args.max_chunk_seconds else {}),
         )
-    except (ConfigError, ModelLoadError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, ModelLoadError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 1 if print_results(transcriber.transcribe_iter(sources)) else 0

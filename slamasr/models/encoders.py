@@ -29,6 +29,12 @@ logger = logging.getLogger(__name__)
 
 WHISPER_LOG_FLOOR = -10.0  # log10 of Whisper's 1e-10 clamp: what digital silence gives
 WHISPER_DYNAMIC_RANGE = 8.0  # log10 units kept below each utterance's max
+_LONG_INPUT_WARNINGS = 10  # inputs over Whisper's window logged at WARNING; then DEBUG
+
+
+def pad_frames(items: list[torch.Tensor]) -> torch.Tensor:
+    """Right-pad ``[(T_i, D)]`` with zeros and stack: ``(B, max T_i, D)``."""
+    return torch.nn.utils.rnn.pad_sequence(items, batch_first=True)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -141,6 +147,10 @@ class WhisperSpeechEncoder(SpeechEncoder):
         frozen: freeze the encoder.
         window_frames: with ``pad_to_30s``, each utterance is padded to the next multiple of
             this many log-mel frames (3000 = 30 s, the paper), as if encoded alone.
+
+    An utterance longer than Whisper's 30 s (a few LibriSpeech dev/test cuts, up to 35 s)
+    is encoded in pieces cut at pauses and its frames joined (``_encode_long``); the
+    official code trims such input to 30 s, which drops words.
     """
 
     input_kind = "whisper_mel"
@@ -162,14 +172,27 @@ class WhisperSpeechEncoder(SpeechEncoder):
         self.n_mels = encoder.config.num_mel_bins
         self.max_frames = encoder.config.max_source_positions * 2
         self.window_frames = min(window_frames or self.max_frames, self.max_frames)
+        self.num_long_inputs = 0  # inputs longer than the window, encoded in pieces
         if frozen:
             self.freeze()
 
     def encode(
         self, inputs: torch.Tensor, input_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """See :meth:`SpeechEncoder.forward`; ``inputs`` is ``(B, T, n_mels)`` log-mel."""
+        """See :meth:`SpeechEncoder.forward`; ``inputs`` is ``(B, T, n_mels)`` log-mel.
+
+        Utterances longer than the window (30 s) are encoded in pieces cut at pauses
+        (:meth:`_encode_long`).
+        """
         self._check_input(inputs)
+        if inputs.shape[1] > self.max_frames:
+            return self._encode_long(inputs, input_lengths)
+        return self._encode_window(inputs, input_lengths)
+
+    def _encode_window(
+        self, inputs: torch.Tensor, input_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a batch whose utterances fit the window (``T <= max_frames``)."""
         out_lengths = (input_lengths + 1) // 2  # ceil(T/2): the stride-2 conv
         if self.pad_to_30s and self.window_frames < self.max_frames and self.trim_output:
             # each utterance padded to the next multiple of the window, as if alone
@@ -198,11 +221,62 @@ class WhisperSpeechEncoder(SpeechEncoder):
                 f"whisper encoder expects time-major log-mel (B, T, {self.n_mels}); "
                 f"got shape {tuple(inputs.shape)}"
             )
-        if inputs.shape[1] > self.max_frames:
-            raise ValueError(
-                f"whisper encoder input has {inputs.shape[1]} frames; Whisper takes at most "
-                f"{self.max_frames} (30 s). Cut long recordings into segments of <= 30 s"
+
+    def _encode_long(
+        self, inputs: torch.Tensor, input_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a batch holding utterances longer than the window.
+
+        Utterances that fit are encoded together as usual; each longer one is cut at pauses
+        (``slamasr.data.segment.pause_bounds`` on its log-mel loudness) into pieces of at
+        most ``max_frames`` (an even number of frames each but the last), each piece is
+        encoded alone and the trimmed outputs are concatenated: ``ceil(T/2)`` frames, as
+        one window would give. The LLM then sees the whole utterance, so decoding gives one
+        hypothesis and the validation loss uses the full transcript.
+
+        Returns:
+            frames ``(B, T_enc, D)`` and frame_lengths ``(B,)``.
+        """
+        long = input_lengths > self.max_frames  # (B,)
+        outputs: list[Optional[torch.Tensor]] = [None] * inputs.shape[0]
+        lengths = torch.zeros_like(input_lengths)
+        fit = torch.nonzero(~long).flatten()
+        if fit.numel():
+            frames, fit_lengths = self._encode_window(
+                inputs[fit, : self.max_frames], input_lengths[fit]
             )
+            for row, b in enumerate(fit.tolist()):
+                outputs[b], lengths[b] = frames[row], fit_lengths[row]
+        for b in torch.nonzero(long).flatten().tolist():
+            outputs[b] = self._encode_in_pieces(inputs[b, : int(input_lengths[b])])
+            lengths[b] = outputs[b].shape[0]
+        return pad_frames(outputs), lengths
+
+    def _encode_in_pieces(self, mel: torch.Tensor) -> torch.Tensor:
+        """One ``(T, n_mels)`` log-mel longer than the window -> ``(ceil(T/2), D)`` frames."""
+        from slamasr.data.segment import pause_bounds
+
+        # Whisper-normalized log-mel x = (log10(mel) + 4) / 4, so 40 x is dB up to an offset
+        loudness = 40.0 * mel.float().mean(dim=1).cpu().numpy()  # (T,)
+        bounds = pause_bounds(loudness, self.max_frames, min_len=50, smooth=20, multiple=2)
+        pieces = []
+        for start, end in bounds:
+            piece = mel[None, start:end]  # (1, t, n_mels)
+            frames, _ = self._encode_window(piece, torch.tensor([end - start]))
+            pieces.append(frames[0, : (end - start + 1) // 2])  # real frames, even untrimmed
+        self.num_long_inputs += 1
+        level = logging.WARNING if self.num_long_inputs <= _LONG_INPUT_WARNINGS else logging.DEBUG
+        logger.log(
+            level,
+            "whisper input of %.2f s is longer than the %.0f-s window: encoded in %d pieces "
+            "(%s s) cut at pauses; %d such inputs so far",
+            mel.shape[0] / 100,
+            self.max_frames / 100,
+            len(bounds),
+            " + ".join(f"{(end - start) / 100:.2f}" for start, end in bounds),
+            self.num_long_inputs,
+        )
+        return torch.cat(pieces)  # (ceil(T/2), D)
 
     def _run(self, mel: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
         """Conv front-end, positions, layers, final norm; mask padding when lengths given."""

@@ -113,10 +113,52 @@ def test_whisper_untrimmed_keeps_1500_frames(whisper_dir: Path) -> None:
     torch.testing.assert_close(frames[:, :25], trimmed, atol=1e-5, rtol=1e-5)
 
 
-def test_whisper_rejects_more_than_30s(whisper_dir: Path) -> None:
-    enc = _whisper(whisper_dir)
-    with pytest.raises(ValueError, match="at most 3000"):
-        enc(torch.zeros(1, 3001, 80), torch.tensor([3001]))
+def _long_mel_with_pause(frames: int, pause: tuple[int, int]) -> torch.Tensor:
+    """(frames, 80) speech-like log-mel with Whisper's silence value inside ``pause``."""
+    gen = torch.Generator().manual_seed(1)
+    mel = (0.3 * torch.randn(frames, 80, generator=gen)).clamp(-1, 1.5)
+    mel[pause[0] : pause[1]] = -1.5
+    return mel
+
+
+@pytest.mark.parametrize("trim", [True, False])
+def test_whisper_encodes_inputs_over_30s_in_pieces_cut_at_a_pause(
+    whisper_dir: Path, trim: bool, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """A 35.16-s input (dev-other's longest cut) beside a 4-s one: the long one is encoded
+    in two pieces of <= 30 s cut inside its pause at 16.0-16.4 s, its frames joined to
+    ceil(T/2); the short one is encoded as usual; the event is counted and logged."""
+    enc = _whisper(whisper_dir, whisper_trim_output=trim)
+    long = _long_mel_with_pause(3516, (1600, 1640))
+    mel = torch.zeros(2, 3516, 80)
+    mel[0], mel[1, :400] = long, long[:400]
+    lens = torch.tensor([3516, 400])
+    pieces: list[int] = []
+    encode_window = enc._encode_window
+
+    def spy(inputs: torch.Tensor, lengths: torch.Tensor) -> tuple:
+        pieces.extend(lengths.tolist())
+        return encode_window(inputs, lengths)
+
+    monkeypatch.setattr(enc, "_encode_window", spy)
+    with caplog.at_level("WARNING"):
+        frames, out_lens = enc(mel, lens)
+    short_len = 200 if trim else 1500
+    assert out_lens.tolist() == [1758, short_len]
+    assert frames.shape == (2, 1758, enc.output_dim)
+    assert pieces[0] == 400 and len(pieces) == 3  # the short one, then the two pieces
+    cut = pieces[1]
+    assert 1600 <= cut <= 1640 and cut % 2 == 0 and cut + pieces[2] == 3516
+    assert max(pieces) <= 3000
+    monkeypatch.setattr(enc, "_encode_window", encode_window)
+    first, _ = enc(long[None, :cut], torch.tensor([cut]))
+    second, _ = enc(long[None, cut:], torch.tensor([3516 - cut]))
+    joined = torch.cat([first[0, : cut // 2], second[0, : (3516 - cut + 1) // 2]])
+    torch.testing.assert_close(frames[0], joined, atol=1e-5, rtol=1e-5)
+    alone, _ = enc(mel[1:, :400], lens[1:])
+    torch.testing.assert_close(frames[1, :short_len], alone[0], atol=1e-5, rtol=1e-5)
+    assert enc.num_long_inputs == 1
+    assert "35.16 s is longer than the 30-s window: encoded in 2 pieces" in caplog.text
 
 
 @pytest.mark.parametrize("name", ["hubert", "wavlm", "wav2vec2"])

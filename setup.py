@@ -32,6 +32,7 @@ setup(
         "soundfile",
         "numpy",
         "tqdm",
+        "silero-vad>=6.2",  # transcribe's speech gate (Silero VAD; weights ship in the wheel)
     ],
     extras_require={
         # Logging and the accuracy plot.

@@ -35,6 +35,7 @@ from slamasr.training.distributed import (
     all_reduce_sum,
     average_gradients,
     broadcast_parameters,
+    collective_device,
 )
 from slamasr.training.optim import build_optimizer, build_scheduler
 from slamasr.training.report import STATS, TrainingReporter
@@ -99,6 +100,12 @@ class Trainer:
     def ckpt_dir(self) -> Path:
         """``exp_dir/checkpoints``."""
         return self.exp_dir / "checkpoints"
+
+    @property
+    def collective_device(self) -> torch.device:
+        """Where the tensors of this trainer's collectives live (CUDA under nccl, CPU under
+        gloo). Statistics are gathered on the CPU; ``distributed``'s collectives move them."""
+        return collective_device()
 
 
 # --------------------------------------------------------------------------- batches
@@ -471,6 +478,9 @@ def train(
     stream = EpochStream(trainer)
     if resume_from is not None:
         stream.resume(restore(trainer, resume_from))
+    logging.info(
+        "collectives on %s (world size %d)", trainer.collective_device, trainer.dist.world_size
+    )
     trainer.reporter.start(trainer.state.step)
     stop = trainer.state.step >= trainer.cfg.max_steps or trainer.state.stopped_early
     while not stop:

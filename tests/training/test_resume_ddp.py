@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import socket
@@ -14,6 +15,14 @@ import torch
 from safetensors.torch import load_file
 
 SCRIPT = Path(__file__).with_name("train_double.py")
+COLLECTIVE_ENV = "SLAMASR_TEST_COLLECTIVE_DEVICE"
+
+
+def _checked_collectives(stderr: str) -> dict[str, int]:
+    """The ``collectives checked: {...}`` line of tests/training/collective_check.py."""
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("collectives checked: ")]
+    assert lines, "the collective device check was not installed"
+    return ast.literal_eval(lines[-1].removeprefix("collectives checked: "))
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -67,7 +76,12 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.ddp
 def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
-    """Data parallel on 2 CPU processes: both ranks hold the same trained projector."""
+    """Data parallel on 2 CPU processes: both ranks hold the same trained projector.
+
+    Every collective is checked against the trainer's declared collective device, emulated
+    as ``meta`` (tests/training/collective_check.py): a tensor left elsewhere — e.g. the
+    statistics vector on the CPU, which NCCL refuses — fails the run.
+    """
     port = str(_free_port())
     procs = []
     for rank in range(2):
@@ -78,6 +92,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
             "WORLD_SIZE": "2",
             "RANK": str(rank),
             "LOCAL_RANK": str(rank),
+            COLLECTIVE_ENV: "meta",
         }
         args = ["--exp-dir", str(tmp_path / "ddp"), "--max-steps", "6"]
         args += ["--out", str(tmp_path / f"rank{rank}.st")]
@@ -93,6 +108,9 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path: Path) -> None:
     for p in procs:
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err[-3000:]
+        checked = _checked_collectives(err)
+        assert checked["all_reduce"] >= 12 and checked["broadcast"] >= 1, checked
+        assert checked["broadcast_object_list"] >= 1, checked
     _assert_equal_weights(tmp_path / "rank0.st", tmp_path / "rank1.st")
     ckpt = tmp_path / "ddp" / "checkpoints" / "step-6"
     assert (ckpt / "rank-0.json").is_file() and (ckpt / "rank-1.json").is_file()

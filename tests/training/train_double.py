@@ -2,6 +2,9 @@
 
 Usage: python tests/training/train_double.py --exp-dir /tmp/x --max-steps 12 [--resume]
        [--kill-after 8] [--out weights.safetensors]   (torchrun-style env for several ranks)
+
+With ``SLAMASR_TEST_COLLECTIVE_DEVICE=meta`` every collective is checked against that declared
+device (tests/training/collective_check.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from slamasr.training.distributed import cleanup_distributed, init_distributed  
 from slamasr.training.loop import LoopState  # noqa: E402
 from slamasr.training.run import prepare_exp_dir, run_training, setup_run_logging  # noqa: E402
 from slamasr.utils import set_seed  # noqa: E402
+from tests.training.collective_check import install_from_env  # noqa: E402
 from tests.training.doubles import DoubleLoader, DoubleModel  # noqa: E402
 
 
@@ -85,6 +89,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--kill-after", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    install_from_env()
     try:
         model, _ = run_double(
             args.exp_dir,

@@ -56,9 +56,12 @@ class LoopState:
         step: optimizer steps done.
         epoch: current epoch (0-based).
         batches_in_epoch: micro-batches this rank has consumed in ``epoch``.
-        best_valid_loss: lowest dev loss so far (None before the first validation).
-        best_step: step of ``best_valid_loss``.
-        valid_without_improvement: validations since the dev loss last improved.
+        best_valid_loss: dev loss of the best validation so far (None before the first);
+            the best is the lowest loss or, with ``train.select_on=acc``, the highest accuracy.
+        best_valid_acc: dev accuracy of that validation (None in checkpoints from before
+            ``select_on`` existed).
+        best_step: step of the best validation.
+        valid_without_improvement: validations since the selected dev metric last improved.
         bad_steps: total skipped (non-finite) steps; consecutive_bad: the current run of them.
         history: train metrics per log interval ({step, loss, acc, lr}) for plots.
         valid_history: dev metrics per validation ({step, loss, acc}).
@@ -69,6 +72,7 @@ class LoopState:
     epoch: int = 0
     batches_in_epoch: int = 0
     best_valid_loss: Optional[float] = None
+    best_valid_acc: Optional[float] = None
     best_step: int = -1
     valid_without_improvement: int = 0
     bad_steps: int = 0
@@ -322,6 +326,17 @@ def validate(trainer: Trainer) -> dict[str, float]:
     return metrics
 
 
+def _improved(trainer: Trainer, metrics: dict[str, float]) -> bool:
+    """Whether ``metrics`` beat the best so far on ``train.select_on`` (loss: lower, acc:
+    higher); a non-finite value never does."""
+    key, state = trainer.cfg.select_on, trainer.state
+    value = metrics[key]
+    if not math.isfinite(value):
+        return False
+    best = state.best_valid_loss if key == "loss" else state.best_valid_acc
+    return best is None or (value < best if key == "loss" else value > best)
+
+
 def _after_validation(trainer: Trainer, metrics: dict[str, float]) -> bool:
     """Update best/patience bookkeeping; save ``best``; return True to stop early."""
     state, cfg = trainer.state, trainer.cfg
@@ -329,24 +344,23 @@ def _after_validation(trainer: Trainer, metrics: dict[str, float]) -> bool:
     trainer.reporter.log_valid(state.step, metrics)
     if "loss" not in metrics:  # CTC-only warm-up: no LLM loss to select or stop on yet
         return False
-    if not math.isfinite(metrics["loss"]):
-        improved = False
-    else:
-        improved = state.best_valid_loss is None or metrics["loss"] < state.best_valid_loss
-    if improved:
-        state.best_valid_loss, state.best_step = metrics["loss"], state.step
+    if _improved(trainer, metrics):
+        state.best_valid_loss, state.best_valid_acc = metrics["loss"], metrics["acc"]
+        state.best_step = state.step
         state.valid_without_improvement = 0
         save(trainer, "best")
     else:
         state.valid_without_improvement += 1
     if cfg.patience and state.valid_without_improvement >= cfg.patience:
         logging.info(
-            "Early stop at step %d: dev loss has not improved for %d validations (best %.4f "
-            "at step %d)",
+            "Early stop at step %d: dev %s has not improved for %d validations (best at step "
+            "%d: dev loss %s, dev acc %s)",
             state.step,
+            cfg.select_on,
             cfg.patience,
-            state.best_valid_loss,
             state.best_step,
+            state.best_valid_loss,
+            state.best_valid_acc,
         )
         state.stopped_early = True
     return state.stopped_early

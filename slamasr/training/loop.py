@@ -10,9 +10,10 @@ and ``state_dict``.
 
 Exact resume: a checkpoint records the epoch and how many batches of it this rank has
 consumed, plus every RNG state. Each epoch starts from a seed derived from (seed, epoch, rank);
-on resume the loop re-creates that epoch's iterator, skips the consumed batches, and then
-restores the RNG states — so the resumed run sees the same batches, the same random numbers
-and the same optimizer/scheduler state as an uninterrupted one.
+on resume the loop re-creates that epoch's iterator past the consumed batches (a Lhotse
+sampler through ``load_state_dict``, which reads cut metadata only; other loaders by
+iterating), and then restores the RNG states — so the resumed run sees the same batches, the
+same random numbers and the same optimizer/scheduler state as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Optional
 
 import torch
 
+from slamasr.data.sampling import restore_sampler_position
 from slamasr.training import checkpoint as ckpt
 from slamasr.training.config import TrainConfig
 from slamasr.training.distributed import (
@@ -147,9 +149,18 @@ class EpochStream:
         self._it: Optional[Iterator[Batch]] = None
 
     def _start_epoch(self, skip: int) -> None:
+        """Start the current epoch's iterator ``skip`` batches in.
+
+        A Lhotse sampler is positioned through its state (cut metadata only); any other
+        loader skips by iterating, i.e. by loading the skipped batches.
+        """
         t = self.trainer
         _set_epoch(t.train_loader, t.state.epoch)
         set_seed(t.cfg.seed + 100_003 * t.state.epoch + t.dist.rank)
+        sampler = _sampler_of(t.train_loader)
+        if skip and restore_sampler_position(sampler, t.state.epoch, skip):
+            logging.info("Sampler positioned at batch %d of epoch %d", skip, t.state.epoch)
+            skip = 0
         self._it = iter(t.train_loader)
         for _ in range(skip):
             if next(self._it, None) is None:

@@ -149,18 +149,28 @@ class CountingDataset(torch.utils.data.Dataset):
 
 
 def lhotse_loader(
-    num_items: int = 40, batch_size: int = 4, world_size: int = 1, rank: int = 0
+    num_items: int = 40,
+    batch_size: int = 4,
+    world_size: int = 1,
+    rank: int = 0,
+    bucketing: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader over a shuffling Lhotse ``DynamicCutSampler`` of dummy cuts, like the
-    recipe's training loader; ``loader.dataset.loaded`` lists the cuts it loaded."""
+    """A DataLoader over a shuffling Lhotse sampler of dummy cuts, like the recipe's training
+    loader: ``DynamicCutSampler(max_cuts=batch_size)`` or, with ``bucketing``,
+    ``DynamicBucketingSampler`` (2 buckets, 5 s batches). ``loader.dataset.loaded`` lists the
+    cuts it loaded."""
     from lhotse import CutSet
-    from lhotse.dataset import DynamicCutSampler
+    from lhotse.dataset import DynamicBucketingSampler, DynamicCutSampler
     from lhotse.testing.dummies import dummy_cut
 
     cuts = CutSet.from_cuts(dummy_cut(i, duration=1.0 + (i % 5) / 4) for i in range(num_items))
+    common = dict(shuffle=True, seed=3, world_size=world_size, rank=rank)
     with warnings.catch_warnings():  # "eagerly read CutSet": intended for 40 cuts
         warnings.simplefilter("ignore", UserWarning)
-        sampler = DynamicCutSampler(
-            cuts, max_cuts=batch_size, shuffle=True, seed=3, world_size=world_size, rank=rank
-        )
+        if bucketing:
+            sampler = DynamicBucketingSampler(
+                cuts, max_duration=5.0, num_buckets=2, buffer_size=20, **common
+            )
+        else:
+            sampler = DynamicCutSampler(cuts, max_cuts=batch_size, **common)
     return torch.utils.data.DataLoader(CountingDataset(), sampler=sampler, batch_size=None)

@@ -52,7 +52,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     exp_dir = args.exp_dir or Path("exp") / experiment_name(cfg)
     try:
         train_from_config(cfg, exp_dir, resume=args.resume, overwrite=args.overwrite)
-    except (ExpDirError, TooManyBadStepsError) as e:
+    except (ConfigError, ExpDirError, TooManyBadStepsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -7,9 +7,12 @@ or 6 (other encoders). Both are DDP-aware (``world_size``/``rank``), reshuffle p
 with ``set_epoch(epoch)`` and resume mid-epoch through ``state_dict()``/
 ``load_state_dict()``.
 
-Note on resume with ``num_workers > 0``: the DataLoader prefetches, so the sampler's state
-is a few batches ahead of the last batch the model consumed; resuming from it skips those
-prefetched batches (Lhotse's and icefall's accepted behaviour).
+Resume: the training loop records how many batches of the epoch the model consumed and
+calls :func:`restore_sampler_position`, which hands the sampler a ``load_state_dict()`` for
+exactly that position; Lhotse then re-draws the skipped batches from the cut manifest alone
+(no audio or features are read) and continues from there. Using the consumed count rather
+than the sampler's own saved counter keeps resume exact with ``num_workers > 0`` too (the
+DataLoader's prefetching runs the sampler a few batches ahead of the model).
 
 Decoding: ``SimpleCutSampler`` without shuffling and without dropping anything; cuts are
 optionally sorted by duration first (less padding). For several decoding processes, cut
@@ -17,6 +20,8 @@ optionally sorted by duration first (less padding). For several decoding process
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, DynamicCutSampler, SimpleCutSampler
@@ -62,6 +67,44 @@ def build_train_sampler(
         world_size=world_size,
         rank=rank,
     )
+
+
+def sampler_state_at(sampler: CutSampler, epoch: int, batches: int) -> dict[str, Any]:
+    """A ``state_dict()`` of ``sampler`` positioned after ``batches`` batches of ``epoch``.
+
+    Lhotse's ``load_state_dict()`` fast-forwards by the number of batches its diagnostics
+    say this rank yielded in the current epoch; this sets that number.
+    """
+    state = sampler.state_dict()
+    state["epoch"] = epoch
+    state["diagnostics"] = {
+        "current_epoch": epoch,
+        "stats_per_epoch": {
+            epoch: {
+                "epoch": epoch,
+                "kept_cuts": 0,
+                "discarded_cuts": 0,
+                "kept_batches": batches,
+                "discarded_batches": 0,
+            }
+        },
+    }
+    return state
+
+
+def restore_sampler_position(sampler: Any, epoch: int, batches: int) -> bool:
+    """Position a Lhotse sampler ``batches`` batches into ``epoch`` without loading data.
+
+    The next ``iter()`` over the sampler (or its DataLoader) continues from there.
+
+    Returns:
+        False when ``sampler`` is not a Lhotse ``CutSampler`` (the caller must skip batches
+        by iterating).
+    """
+    if not isinstance(sampler, CutSampler):
+        return False
+    sampler.load_state_dict(sampler_state_at(sampler, epoch, batches))
+    return True
 
 
 def shard_cuts(cuts: CutSet, world_size: int, rank: int) -> CutSet:

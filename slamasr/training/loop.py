@@ -10,9 +10,10 @@ and ``state_dict``.
 
 Exact resume: a checkpoint records the epoch and how many batches of it this rank has
 consumed, plus every RNG state. Each epoch starts from a seed derived from (seed, epoch, rank);
-on resume the loop re-creates that epoch's iterator, skips the consumed batches, and then
-restores the RNG states — so the resumed run sees the same batches, the same random numbers
-and the same optimizer/scheduler state as an uninterrupted one.
+on resume the loop re-creates that epoch's iterator past the consumed batches (a Lhotse
+sampler through ``load_state_dict``, which reads cut metadata only; other loaders by
+iterating), and then restores the RNG states — so the resumed run sees the same batches, the
+same random numbers and the same optimizer/scheduler state as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Optional
 
 import torch
 
+from slamasr.data.sampling import restore_sampler_position
 from slamasr.training import checkpoint as ckpt
 from slamasr.training.config import TrainConfig
 from slamasr.training.distributed import (
@@ -35,6 +37,7 @@ from slamasr.training.distributed import (
     all_reduce_sum,
     average_gradients,
     broadcast_parameters,
+    collective_device,
 )
 from slamasr.training.optim import build_optimizer, build_scheduler
 from slamasr.training.report import STATS, TrainingReporter
@@ -55,9 +58,12 @@ class LoopState:
         step: optimizer steps done.
         epoch: current epoch (0-based).
         batches_in_epoch: micro-batches this rank has consumed in ``epoch``.
-        best_valid_loss: lowest dev loss so far (None before the first validation).
-        best_step: step of ``best_valid_loss``.
-        valid_without_improvement: validations since the dev loss last improved.
+        best_valid_loss: dev loss of the best validation so far (None before the first);
+            the best is the lowest loss or, with ``train.select_on=acc``, the highest accuracy.
+        best_valid_acc: dev accuracy of that validation (None in checkpoints from before
+            ``select_on`` existed).
+        best_step: step of the best validation.
+        valid_without_improvement: validations since the selected dev metric last improved.
         bad_steps: total skipped (non-finite) steps; consecutive_bad: the current run of them.
         history: train metrics per log interval ({step, loss, acc, lr}) for plots.
         valid_history: dev metrics per validation ({step, loss, acc}).
@@ -68,6 +74,7 @@ class LoopState:
     epoch: int = 0
     batches_in_epoch: int = 0
     best_valid_loss: Optional[float] = None
+    best_valid_acc: Optional[float] = None
     best_step: int = -1
     valid_without_improvement: int = 0
     bad_steps: int = 0
@@ -99,6 +106,12 @@ class Trainer:
     def ckpt_dir(self) -> Path:
         """``exp_dir/checkpoints``."""
         return self.exp_dir / "checkpoints"
+
+    @property
+    def collective_device(self) -> torch.device:
+        """Where the tensors of this trainer's collectives live (CUDA under nccl, CPU under
+        gloo). Statistics are gathered on the CPU; ``distributed``'s collectives move them."""
+        return collective_device()
 
 
 # --------------------------------------------------------------------------- batches
@@ -136,9 +149,18 @@ class EpochStream:
         self._it: Optional[Iterator[Batch]] = None
 
     def _start_epoch(self, skip: int) -> None:
+        """Start the current epoch's iterator ``skip`` batches in.
+
+        A Lhotse sampler is positioned through its state (cut metadata only); any other
+        loader skips by iterating, i.e. by loading the skipped batches.
+        """
         t = self.trainer
         _set_epoch(t.train_loader, t.state.epoch)
         set_seed(t.cfg.seed + 100_003 * t.state.epoch + t.dist.rank)
+        sampler = _sampler_of(t.train_loader)
+        if skip and restore_sampler_position(sampler, t.state.epoch, skip):
+            logging.info("Sampler positioned at batch %d of epoch %d", skip, t.state.epoch)
+            skip = 0
         self._it = iter(t.train_loader)
         for _ in range(skip):
             if next(self._it, None) is None:
@@ -315,6 +337,17 @@ def validate(trainer: Trainer) -> dict[str, float]:
     return metrics
 
 
+def _improved(trainer: Trainer, metrics: dict[str, float]) -> bool:
+    """Whether ``metrics`` beat the best so far on ``train.select_on`` (loss: lower, acc:
+    higher); a non-finite value never does."""
+    key, state = trainer.cfg.select_on, trainer.state
+    value = metrics[key]
+    if not math.isfinite(value):
+        return False
+    best = state.best_valid_loss if key == "loss" else state.best_valid_acc
+    return best is None or (value < best if key == "loss" else value > best)
+
+
 def _after_validation(trainer: Trainer, metrics: dict[str, float]) -> bool:
     """Update best/patience bookkeeping; save ``best``; return True to stop early."""
     state, cfg = trainer.state, trainer.cfg
@@ -322,24 +355,23 @@ def _after_validation(trainer: Trainer, metrics: dict[str, float]) -> bool:
     trainer.reporter.log_valid(state.step, metrics)
     if "loss" not in metrics:  # CTC-only warm-up: no LLM loss to select or stop on yet
         return False
-    if not math.isfinite(metrics["loss"]):
-        improved = False
-    else:
-        improved = state.best_valid_loss is None or metrics["loss"] < state.best_valid_loss
-    if improved:
-        state.best_valid_loss, state.best_step = metrics["loss"], state.step
+    if _improved(trainer, metrics):
+        state.best_valid_loss, state.best_valid_acc = metrics["loss"], metrics["acc"]
+        state.best_step = state.step
         state.valid_without_improvement = 0
         save(trainer, "best")
     else:
         state.valid_without_improvement += 1
     if cfg.patience and state.valid_without_improvement >= cfg.patience:
         logging.info(
-            "Early stop at step %d: dev loss has not improved for %d validations (best %.4f "
-            "at step %d)",
+            "Early stop at step %d: dev %s has not improved for %d validations (best at step "
+            "%d: dev loss %s, dev acc %s)",
             state.step,
+            cfg.select_on,
             cfg.patience,
-            state.best_valid_loss,
             state.best_step,
+            state.best_valid_loss,
+            state.best_valid_acc,
         )
         state.stopped_early = True
     return state.stopped_early
@@ -471,6 +503,9 @@ def train(
     stream = EpochStream(trainer)
     if resume_from is not None:
         stream.resume(restore(trainer, resume_from))
+    logging.info(
+        "collectives on %s (world size %d)", trainer.collective_device, trainer.dist.world_size
+    )
     trainer.reporter.start(trainer.state.step)
     stop = trainer.state.step >= trainer.cfg.max_steps or trainer.state.stopped_early
     while not stop:

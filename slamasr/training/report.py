@@ -48,6 +48,10 @@ def plot_accuracy(history: list[dict[str, float]], path: Path, title: str = "") 
     plt.close(fig)
 
 
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 class TrainingReporter:
     """Collects per-step stats and reports them every ``log_interval`` steps.
 
@@ -153,9 +157,12 @@ class TrainingReporter:
             logging.info("Wrote %s", path)
         if self.is_main:
             logging.info(
-                "Training done at step %d (best dev loss %s at step %d, %d skipped steps)",
+                "Training done at step %d (best checkpoint by dev %s: step %d, dev loss %s, "
+                "dev acc %s; %d skipped steps)",
                 state.step,
-                "n/a" if state.best_valid_loss is None else f"{state.best_valid_loss:.4f}",
+                self.cfg.select_on,
                 state.best_step,
+                _fmt(state.best_valid_loss),
+                _fmt(getattr(state, "best_valid_acc", None)),
                 state.bad_steps,
             )

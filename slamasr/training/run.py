@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -12,7 +13,7 @@ from typing import Any, Optional
 import torch
 
 from slamasr.training import checkpoint as ckpt
-from slamasr.training.config import TrainConfig
+from slamasr.training.config import TrainConfig, global_batch_description, resolve_batch
 from slamasr.training.distributed import (
     DistInfo,
     barrier,
@@ -176,10 +177,13 @@ def train_from_config(
     device = resolve_device(dist_info_from_env().local_rank, cfg.train.device)
     dist_info = init_distributed(device)
     try:
+        train_cfg, data_cfg = resolve_batch(cfg.train, cfg.data, dist_info.world_size)
         prepare_exp_dir(exp_dir, resume, overwrite, dist_info.is_main)
         setup_run_logging(exp_dir, dist_info)
         if dist_info.is_main:
             write_run_info(cfg, exp_dir)
+        logging.info(global_batch_description(train_cfg, data_cfg, dist_info.world_size))
+        cfg = dataclasses.replace(cfg, train=train_cfg, data=data_cfg)  # config.yaml: as given
         set_seed(cfg.train.seed)
         model = build_model(cfg.model, device=device)
         train_loader, dev_loader = build_loaders(cfg, dist_info)

@@ -7,6 +7,7 @@ real model: ``forward(batch) -> {loss, num_tokens, num_correct}``, ``trainable_p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,3 +123,54 @@ class DoubleLoader:
                 "durations": torch.full((len(idxs),), 1.5),
                 "bad_cut_ids": [],
             }
+
+
+class CountingDataset(torch.utils.data.Dataset):
+    """Lhotse-style map dataset (``__getitem__(CutSet) -> batch dict``) that records every
+    cut it loads; the same items as :class:`DoubleLoader` (cut ``dummy-mono-cut-0007`` is
+    item 7)."""
+
+    def __init__(self) -> None:
+        self.loaded: list[list[str]] = []  # cut ids per loaded batch
+
+    def __getitem__(self, cuts: Any) -> dict[str, Any]:
+        ids = [c.id for c in cuts]
+        self.loaded.append(ids)
+        idxs = [int(i.rsplit("-", 1)[1]) for i in ids]
+        xs = [torch.randn(6, DIM, generator=torch.Generator().manual_seed(1000 + i)) for i in idxs]
+        return {
+            "inputs": torch.stack([x + 0.01 * torch.randn(6, DIM) for x in xs]),  # (B, T, D)
+            "input_lengths": torch.full((len(idxs),), 6),
+            "texts": ["W" * (1 + i % 11) for i in idxs],
+            "cut_ids": ids,
+            "durations": torch.tensor([c.duration for c in cuts]),
+            "bad_cut_ids": [],
+        }
+
+
+def lhotse_loader(
+    num_items: int = 40,
+    batch_size: int = 4,
+    world_size: int = 1,
+    rank: int = 0,
+    bucketing: bool = False,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over a shuffling Lhotse sampler of dummy cuts, like the recipe's training
+    loader: ``DynamicCutSampler(max_cuts=batch_size)`` or, with ``bucketing``,
+    ``DynamicBucketingSampler`` (2 buckets, 5 s batches). ``loader.dataset.loaded`` lists the
+    cuts it loaded."""
+    from lhotse import CutSet
+    from lhotse.dataset import DynamicBucketingSampler, DynamicCutSampler
+    from lhotse.testing.dummies import dummy_cut
+
+    cuts = CutSet.from_cuts(dummy_cut(i, duration=1.0 + (i % 5) / 4) for i in range(num_items))
+    common = dict(shuffle=True, seed=3, world_size=world_size, rank=rank)
+    with warnings.catch_warnings():  # "eagerly read CutSet": intended for 40 cuts
+        warnings.simplefilter("ignore", UserWarning)
+        if bucketing:
+            sampler = DynamicBucketingSampler(
+                cuts, max_duration=5.0, num_buckets=2, buffer_size=20, **common
+            )
+        else:
+            sampler = DynamicCutSampler(cuts, max_cuts=batch_size, **common)
+    return torch.utils.data.DataLoader(CountingDataset(), sampler=sampler, batch_size=None)

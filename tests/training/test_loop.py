@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -148,3 +149,55 @@ def test_rng_state_roundtrip() -> None:
     first = (random.random(), np.random.rand(), torch.rand(1).item())
     ckpt.restore_rng_state(state)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+class _Killed(Exception):
+    """Stands for the process dying after a step."""
+
+
+def _train_on_lhotse(
+    exp: Path, bucketing: bool, resume: bool = False, kill_after: int | None = None
+):
+    """Train the double model on a Lhotse-sampled loader; return it and the cuts it loaded."""
+    from slamasr.training.run import prepare_exp_dir, run_training
+    from slamasr.utils import set_seed
+
+    from .doubles import DoubleLoader, DoubleModel, lhotse_loader
+
+    cfg = small_config(max_steps=12)
+    prepare_exp_dir(exp, resume, False, True)
+    set_seed(cfg.seed)
+    model, train = DoubleModel(), lhotse_loader(40, 4, bucketing=bucketing)
+
+    def hook(step: int) -> None:
+        if step == kill_after:
+            raise _Killed
+
+    with contextlib.suppress(_Killed):
+        run_training(
+            cfg,
+            exp,
+            model,
+            train,
+            DoubleLoader(12, 4),
+            torch.device("cpu"),
+            loop.DistInfo(),
+            resume,
+            hook,
+        )
+    return model, train.dataset.loaded
+
+
+@pytest.mark.parametrize("bucketing", [False, True], ids=["cut_sampler", "bucketing"])
+def test_resume_positions_lhotse_sampler_without_loading_skipped_cuts(
+    tmp_path: Path, bucketing: bool
+) -> None:
+    """Resume from step 6 (12 batches consumed) loads only the batches an uninterrupted run
+    loads after that point, in the same order, and ends with equal weights."""
+    full_model, full_loads = _train_on_lhotse(tmp_path / "full", bucketing)
+    _train_on_lhotse(tmp_path / "killed", bucketing, kill_after=8)
+    assert ckpt.latest_valid_checkpoint(tmp_path / "killed" / "checkpoints").name == "step-6"
+    resumed_model, resumed_loads = _train_on_lhotse(tmp_path / "killed", bucketing, resume=True)
+    assert len(full_loads) == 24 and resumed_loads == full_loads[12:]
+    for key, value in full_model.trainable_state_dict().items():
+        assert torch.equal(resumed_model.trainable_state_dict()[key], value), key

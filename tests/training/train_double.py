@@ -2,6 +2,9 @@
 
 Usage: python tests/training/train_double.py --exp-dir /tmp/x --max-steps 12 [--resume]
        [--kill-after 8] [--out weights.safetensors]   (torchrun-style env for several ranks)
+
+With ``SLAMASR_TEST_COLLECTIVE_DEVICE=meta`` every collective is checked against that declared
+device (tests/training/collective_check.py).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from slamasr.training.distributed import cleanup_distributed, init_distributed  
 from slamasr.training.loop import LoopState  # noqa: E402
 from slamasr.training.run import prepare_exp_dir, run_training, setup_run_logging  # noqa: E402
 from slamasr.utils import set_seed  # noqa: E402
-from tests.training.doubles import DoubleLoader, DoubleModel  # noqa: E402
+from tests.training.collective_check import install_from_env  # noqa: E402
+from tests.training.doubles import DoubleLoader, DoubleModel, lhotse_loader  # noqa: E402
 
 
 def small_config(**overrides) -> TrainConfig:
@@ -57,15 +61,22 @@ def run_double(
     overwrite: bool = False,
     kill_after: Optional[int] = None,
     nan_items: tuple[int, ...] = (),
+    loader: str = "double",
 ) -> tuple[DoubleModel, LoopState]:
-    """Prepare ``exp_dir``, build the doubles for this rank, train."""
+    """Prepare ``exp_dir``, build the doubles for this rank, train.
+
+    ``loader``: double (DoubleLoader) | lhotse (a Lhotse sampler over dummy cuts).
+    """
     device = torch.device("cpu")
     info = init_distributed(device)
     prepare_exp_dir(exp_dir, resume, overwrite, info.is_main)
     setup_run_logging(exp_dir, info)
     set_seed(cfg.seed)
     model = DoubleModel()
-    train = DoubleLoader(40, 4, info.world_size, info.rank, nan_items=nan_items)
+    if loader == "lhotse":
+        train = lhotse_loader(40, 4, info.world_size, info.rank)
+    else:
+        train = DoubleLoader(40, 4, info.world_size, info.rank, nan_items=nan_items)
     dev = DoubleLoader(12, 4, info.world_size, info.rank)
 
     def hook(step: int) -> None:
@@ -84,7 +95,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--kill-after", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--loader", choices=("double", "lhotse"), default="double")
     args = parser.parse_args(argv)
+    install_from_env()
     try:
         model, _ = run_double(
             args.exp_dir,
@@ -92,6 +105,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             args.resume,
             False,
             args.kill_after,
+            loader=args.loader,
         )
         if args.out is not None:
             save_file(model.trainable_state_dict(), str(args.out))

@@ -5,6 +5,8 @@
 #   ./run.sh --config conf/whisper_small-vicuna.yaml --ngpu 8
 #   ./run.sh --stage 4 --stop-stage 5 --decode-opts "--avg 5"   # decode + score again
 #   ./run.sh --stage 1 --skip-download true --dl-dir /data    # corpus already in /data/LibriSpeech
+#   ./run.sh --stage 3 --stop-stage 3 --ngpu 8 --num-nodes 2 --node-rank 0 --master-addr node0
+#                                                  # 2 x 8 GPUs; same command with --node-rank 1
 #
 # A finished stage leaves a .done sentinel (or refuses to overwrite results); --force true redoes.
 set -euo pipefail
@@ -14,7 +16,12 @@ stop_stage=5               # last stage to run
 config=conf/slam_asr.yaml  # experiment: encoder x LLM (see conf/)
 exp_dir=                   # default: exp/<name derived from the config's settings>
 dl_dir=$PWD/download       # LibriSpeech is downloaded to (or already lives in) $dl_dir/LibriSpeech
-ngpu=1                     # training/decoding processes (torchrun --nproc_per_node)
+ngpu=1                     # training/decoding processes per node (torchrun --nproc_per_node)
+num_nodes=1                # training nodes; >1: run this script on every node (stage 3 only)
+node_rank=0                # this node's index, 0..num_nodes-1 (static rendezvous)
+master_addr=               # num_nodes>1: host name/IP of node 0, reachable from every node
+master_port=29500          # num_nodes>1: a free TCP port on master_addr
+rdzv_endpoint=             # instead of the 3 above: host:port of a c10d rendezvous (ranks auto)
 nj=8                       # manifest/feature extraction jobs
 overrides=""               # extra config settings, e.g. "train.lr=5e-5 train.max_steps=20000"
 decode_opts=""             # extra slamasr.bin.decode options, e.g. "--avg 5 --set decode.batch_size=4"
@@ -98,11 +105,23 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
-  log "Stage 3: train the projector on $ngpu process(es) -> $exp_dir"
+  log "Stage 3: train the projector on $num_nodes node(s) x $ngpu process(es) -> $exp_dir"
   if must_run "$exp_dir/.train.done"; then
     resume_flag="--resume"; [ "$force" = true ] && resume_flag="--overwrite"
+    launch=--standalone  # one node; several: $exp_dir must be on a file system all nodes share
+    if [ "$num_nodes" -gt 1 ] && [ -n "$rdzv_endpoint" ]; then
+      launch="--nnodes=$num_nodes --rdzv-backend=c10d --rdzv-endpoint=$rdzv_endpoint"
+      launch+=" --rdzv-id=$(basename "$exp_dir")"
+    elif [ "$num_nodes" -gt 1 ]; then
+      [ -n "$master_addr" ] || die "--num-nodes $num_nodes needs --master-addr (node 0's host)"
+      [ "$node_rank" -ge 0 ] && [ "$node_rank" -lt "$num_nodes" ] ||
+        die "--node-rank $node_rank must be in 0..$((num_nodes - 1))"
+      launch="--nnodes=$num_nodes --node-rank=$node_rank"
+      launch+=" --master-addr=$master_addr --master-port=$master_port"
+    fi
+    log "torchrun $launch --nproc-per-node=$ngpu"
     # shellcheck disable=SC2086
-    torchrun --standalone --nproc_per_node="$ngpu" -m slamasr.bin.train \
+    torchrun $launch --nproc-per-node="$ngpu" -m slamasr.bin.train \
       --config "$config" --exp-dir "$exp_dir" $resume_flag $overrides
     touch "$exp_dir/.train.done"
   else

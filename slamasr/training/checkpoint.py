@@ -407,7 +407,7 @@ def describe_write_failure(error: BaseException, where: Path) -> Optional[str]:
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"{os.strerror(code).lower()}: {getattr(error, 'filename', None) or where}"
     if isinstance(error, (RuntimeError, SafetensorError)) and _free_bytes(where) < FULL_DISK_BYTES:
-        return f"no space left on device: {_free_space(where)} ({error})"
+        return f"no space left on device: {_free_space(where)}"
     return None
 
 

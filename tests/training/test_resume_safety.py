@@ -251,6 +251,26 @@ def test_empty_or_missing_train_manifest_is_one_line(setup, tmp_path, capsys) ->
     assert not exp.exists()
 
 
+def test_read_only_exp_dir_is_refused_before_the_model_loads(
+    setup, tmp_path, capsys, monkeypatch
+) -> None:
+    """An exp dir that cannot be written: one line naming it, before any weights are read."""
+    from slamasr.training import run as run_mod
+
+    monkeypatch.setattr(run_mod.os, "access", lambda path, mode: False)
+    import slamasr.models
+
+    def no_model(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the model was built before the exp dir was checked")
+
+    monkeypatch.setattr(slamasr.models, "build_model", no_model)
+    exp = tmp_path / "ro" / "exp"
+    status, err = train_main(["--config", str(setup["conf"]), "--exp-dir", str(exp)], capsys)
+    assert status == 1 and err.count("\n") == 0
+    assert f"cannot write to {exp}" in err and "not writable" in err
+    assert not exp.exists()
+
+
 USER_ERRORS = [
     (PermissionError(errno.EACCES, "Permission denied", "/srv/exp/x"), "permission denied"),
     (OSError(errno.EROFS, "Read-only file system", "/srv/exp/x"), "read-only file system"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -310,3 +311,60 @@ def test_resume_start_over_and_overwrite_exclude_each_other(setup, capsys) -> No
     argv = ["--config", str(setup["conf"]), "--resume", "--start-over"]
     assert train_bin.main(argv) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_resume_with_changed_settings_keeps_the_old_config(tmp_path: Path, caplog) -> None:
+    """Same settings: config.yaml rewritten silently; changed ones: old copy kept, keys logged."""
+    from slamasr.config import load_config
+    from slamasr.training.run import write_run_info
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    write_run_info(load_config(None, validate=False), exp)
+    with caplog.at_level(logging.WARNING):
+        write_run_info(load_config(None, validate=False), exp)
+    assert not caplog.text and not list(exp.glob("log/config-before-*"))
+    old = (exp / "config.yaml").read_text()
+    with caplog.at_level(logging.WARNING):
+        write_run_info(load_config(None, ["train.max_steps=7"], validate=False), exp)
+    (kept,) = exp.glob("log/config-before-*.yaml")
+    assert kept.read_text() == old and "train.max_steps: 100000 -> 7" in caplog.text
+
+
+# --------------------------------------------------------------------------- two ranks
+
+
+def _save_on_two_ranks(rank: int, init_file: str, ckpt_dir: str, results: str) -> None:
+    """One gloo rank: rank 0's optimizer write hits a full disk; both must raise, not hang."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        if rank == 0:
+            ckpt.torch.save = _full_disk_torch_save
+            ckpt._free_bytes = lambda where: 0
+        try:
+            ckpt.save_checkpoint(Path(ckpt_dir), "step-1", {"w": torch.ones(2)}, {}, {}, {})
+            outcome = "saved"
+        except ckpt.CheckpointWriteError as e:
+            outcome = str(e)
+        Path(results, f"rank-{rank}").write_text(outcome)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_failed_save_on_rank_0_stops_every_rank(tmp_path: Path) -> None:
+    """Under DDP the failure is shared (no rank left waiting at a barrier); nothing published."""
+    import torch.multiprocessing as mp
+
+    args = (str(tmp_path / "init"), str(tmp_path / "checkpoints"), str(tmp_path))
+    context = mp.spawn(_save_on_two_ranks, args=args, nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=2):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("a rank still waits after the other's checkpoint write failed")
+    for rank in (0, 1):
+        assert (tmp_path / f"rank-{rank}").read_text().startswith("no space left on device")
+    assert not any((tmp_path / "checkpoints").iterdir())

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Optional
@@ -69,6 +69,22 @@ def _start_options(exp_dir: Path) -> str:
     )
 
 
+def check_writable(exp_dir: Path) -> None:
+    """Refuse early when ``exp_dir`` (or the nearest existing directory above it) is read-only.
+
+    Raises:
+        ExpDirError: naming the directory that cannot be written.
+    """
+    probe = exp_dir.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ExpDirError(
+            f"cannot write to {exp_dir}: {probe} is not writable (permission denied or a "
+            "read-only file system); choose another --exp-dir or fix its permissions"
+        )
+
+
 def check_exp_dir(
     exp_dir: Path, resume: bool, overwrite: bool, start_over: bool = False
 ) -> Optional[Path]:
@@ -81,13 +97,13 @@ def check_exp_dir(
         ExpDirError: checkpoints exist and no flag says what to do with them.
         ResumeError: ``--resume`` found checkpoints but none it can continue from.
     """
+    check_writable(exp_dir)
     ckpt_dir = exp_dir / "checkpoints"
     has_ckpts = ckpt_dir.is_dir() and any(ckpt_dir.iterdir())
     if has_ckpts and not (resume or overwrite or start_over):
         raise ExpDirError(
             f"{exp_dir} already holds checkpoints; pass --resume to continue that run, "
-            f"--start-over to move them into {exp_dir}/{OLD_RUN_PREFIX}<time>/ and train from "
-            "step 0, or --overwrite to delete them and train from step 0"
+            f"or {_start_options(exp_dir).removeprefix('pass ')}"
         )
     if not resume:
         return None
@@ -176,10 +192,11 @@ def move_aside(exp_dir: Path, paths: list[Path], why: str) -> Optional[Path]:
     present = [p for p in paths if _holds_something(p)]
     if not present:
         return None
-    dest = exp_dir / f"{OLD_RUN_PREFIX}{time_tag()}"
+    base = dest = exp_dir / f"{OLD_RUN_PREFIX}{time_tag()}"
+    count = 0
     while dest.exists():
-        time.sleep(1)
-        dest = exp_dir / f"{OLD_RUN_PREFIX}{time_tag()}"
+        count += 1
+        dest = base.with_name(f"{base.name}-{count}")
     dest.mkdir()
     for path in present:
         shutil.move(str(path), str(dest / path.name))

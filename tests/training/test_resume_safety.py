@@ -47,6 +47,16 @@ from .doubles import DoubleLoader, DoubleModel
 from .train_double import small_config
 
 
+@pytest.fixture(autouse=True)
+def _detach_run_logging() -> Any:
+    """Runs attach console/file handlers to the root logger; detach them after each test."""
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_slamasr", False)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     """Relative path -> SHA-256 of every file under ``root`` (directories listed as 'dir')."""
     digest = {}
@@ -323,7 +333,8 @@ def test_resume_with_changed_settings_keeps_the_old_config(tmp_path: Path, caplo
     write_run_info(load_config(None, validate=False), exp)
     with caplog.at_level(logging.WARNING):
         write_run_info(load_config(None, validate=False), exp)
-    assert not caplog.text and not list(exp.glob("log/config-before-*"))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not list(exp.glob("log/config-before-*"))
     old = (exp / "config.yaml").read_text()
     with caplog.at_level(logging.WARNING):
         write_run_info(load_config(None, ["train.max_steps=7"], validate=False), exp)

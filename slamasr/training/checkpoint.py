@@ -16,10 +16,13 @@ On-disk layout (one directory per checkpoint)::
 A checkpoint is written into ``.tmp-<name>`` (every file fsync'ed, the manifest last) and
 renamed into place, so a crash leaves either the old or the new checkpoint, never half of one.
 A checkpoint whose manifest is missing or whose files do not match it is reported and skipped.
+A write that fails (disk full, no permission) removes its ``.tmp-<name>`` and raises
+:class:`CheckpointWriteError` with one line naming the path; nothing is published.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -33,6 +36,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 WEIGHTS = "trainable.safetensors"
@@ -40,6 +44,13 @@ OPTIMIZER = "optimizer.pt"
 STATE = "state.json"
 MANIFEST = "manifest.json"
 STEP_RE = re.compile(r"^step-(\d+)$")
+# Below this many free bytes after a failed write, the failure is taken for a full disk
+# (torch.save reports a short write as "unexpected pos", not as ENOSPC).
+FULL_DISK_BYTES = 16 << 20
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission); none was published."""
 
 
 # --------------------------------------------------------------------------- file primitives
@@ -179,6 +190,51 @@ def latest_valid_checkpoint(ckpt_dir: Path) -> Optional[Path]:
     return None
 
 
+def resumable_checkpoint(ckpt_dir: Path) -> Optional[Path]:
+    """The checkpoint ``--resume`` would continue from, found without changing anything.
+
+    The newest valid ``step-N``; failing that, the newest ``step-N`` whose publish was cut
+    short between its two renames and which :func:`remove_stale_temporaries` would recover
+    (its verified ``.tmp-``/``.old-`` copy is returned).
+    """
+    path = latest_valid_checkpoint(ckpt_dir)
+    if path is not None or not ckpt_dir.is_dir():
+        return path
+    names = {c.name.split("-", 1)[1] for c in ckpt_dir.iterdir() if c.name.startswith(".old-")}
+    steps = sorted(
+        (int(m.group(1)), n)
+        for n in names
+        if (m := STEP_RE.match(n)) and not (ckpt_dir / n).exists()
+    )
+    for _, name in reversed(steps):
+        leftover = interrupted_publish(ckpt_dir, name)
+        if leftover is not None:
+            return leftover
+    return None
+
+
+def describe_checkpoints(ckpt_dir: Path) -> list[str]:
+    """One short phrase per ``step-N``/``best`` directory: ``valid`` (with its step) or why not."""
+    named = [p for _, p in list_step_checkpoints(ckpt_dir)]
+    if (ckpt_dir / "best").is_dir():
+        named.append(ckpt_dir / "best")
+    phrases = []
+    for path in named:
+        problem = verify_checkpoint(path)
+        if problem is None:
+            step = read_json(path / STATE).get("step", "?")
+            phrases.append(f"{path.name} (valid, step {step})")
+        else:
+            phrases.append(f"{path.name} ({problem.removeprefix(f'{path}: ')})")
+    return phrases
+
+
+def checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every trainable tensor in a checkpoint, read from the file's header."""
+    with safe_open(str(path / WEIGHTS), framework="pt") as f:
+        return {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}
+
+
 def resolve_checkpoint(ckpt_dir: Path, spec: str) -> Path:
     """Map ``best`` | ``last`` | ``step-N`` to a verified checkpoint directory.
 
@@ -283,25 +339,107 @@ def save_checkpoint(
     """
     rank, _ = _rank_world()
     tmp, final = ckpt_dir / f".tmp-{name}", ckpt_dir / name
+    problem = None
     if rank == 0:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    _barrier()
-    write_json(tmp / f"rank-{rank}.json", rank_state)
+        problem = _attempt(tmp, final, lambda: _make_empty_dir(tmp))
+    _raise_if_any_failed(problem, tmp, rank)
+    problem = _attempt(tmp, final, lambda: write_json(tmp / f"rank-{rank}.json", rank_state))
+    if rank == 0 and problem is None:
+        problem = _attempt(
+            tmp, final, lambda: _write_rank0_files(tmp, trainable, optimizer_state, state)
+        )
+    _raise_if_any_failed(problem, tmp, rank)
     if rank == 0:
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in trainable.items()}
-        save_file(tensors, str(tmp / WEIGHTS))
-        _fsync_file(tmp / WEIGHTS)
-        torch.save(optimizer_state, tmp / OPTIMIZER)
-        _fsync_file(tmp / OPTIMIZER)
-        write_json(tmp / STATE, state)
-    _barrier()
+        problem = _attempt(tmp, final, lambda: _write_manifest(tmp))
+    _raise_if_any_failed(problem, tmp, rank)
     if rank == 0:
-        _write_manifest(tmp)
         _publish(tmp, final)
     _barrier()
     return final
+
+
+def _make_empty_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def _write_rank0_files(
+    tmp: Path,
+    trainable: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    state: dict[str, Any],
+) -> None:
+    """Write the weights, optimizer and loop state into ``tmp`` (each fsync'ed)."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in trainable.items()}
+    save_file(tensors, str(tmp / WEIGHTS))
+    _fsync_file(tmp / WEIGHTS)
+    torch.save(optimizer_state, tmp / OPTIMIZER)
+    _fsync_file(tmp / OPTIMIZER)
+    write_json(tmp / STATE, state)
+
+
+def _attempt(tmp: Path, final: Path, write: Any) -> Optional[str]:
+    """Run ``write()``; return None, or one line saying why writing ``final`` failed.
+
+    Only storage failures (full disk, no permission, read-only file system) become a
+    message; any other exception is a bug and propagates with its traceback.
+    """
+    try:
+        write()
+    except (OSError, RuntimeError, SafetensorError) as e:
+        problem = describe_write_failure(e, tmp.parent)
+        if problem is None:
+            raise
+        return f"{problem}: cannot write checkpoint {final} ({tmp} removed, nothing published)"
+    return None
+
+
+def describe_write_failure(error: BaseException, where: Path) -> Optional[str]:
+    """Name the storage problem behind a failed write under ``where``, or None if not one.
+
+    ``torch.save`` reports a full disk as ``unexpected pos ...`` and safetensors as an I/O
+    error; both are recognised, as is any write failure with (almost) no space left.
+    """
+    code = getattr(error, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error):
+        return f"no space left on device: {_free_space(where)}"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{os.strerror(code).lower()}: {getattr(error, 'filename', None) or where}"
+    if isinstance(error, (RuntimeError, SafetensorError)) and _free_bytes(where) < FULL_DISK_BYTES:
+        return f"no space left on device: {_free_space(where)}"
+    return None
+
+
+def _free_bytes(where: Path) -> int:
+    probe = where
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return 1 << 62
+
+
+def _free_space(where: Path) -> str:
+    return f"{_free_bytes(where) / 2**20:.1f} MiB free on {where}"
+
+
+def _raise_if_any_failed(problem: Optional[str], tmp: Path, rank: int) -> None:
+    """Exchange write failures between ranks; on any, rank 0 removes ``tmp`` and all raise.
+
+    Replaces a plain barrier, so a rank whose write failed cannot leave the others waiting.
+    """
+    problems = [problem]
+    if dist.is_available() and dist.is_initialized():
+        problems = [None] * dist.get_world_size()
+        dist.all_gather_object(problems, problem)
+    first = next((p for p in problems if p is not None), None)
+    if first is None:
+        return
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    raise CheckpointWriteError(first)
 
 
 def prune_checkpoints(ckpt_dir: Path, keep_last: int) -> None:

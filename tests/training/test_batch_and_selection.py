@@ -58,8 +58,9 @@ def test_global_batch_description_per_config_kind() -> None:
 
 
 def test_training_logs_the_global_batch_and_refuses_an_impossible_one(tmp_path, monkeypatch):
-    """train_from_config logs the derived global batch before building anything heavy."""
+    """train_from_config logs the derived global batch, and refuses an impossible one first."""
     import slamasr.models
+    import slamasr.training.run as run
     from slamasr.training.run import train_from_config
 
     class Built(Exception):
@@ -68,7 +69,9 @@ def test_training_logs_the_global_batch_and_refuses_an_impossible_one(tmp_path, 
     def stop(*args, **kwargs):
         raise Built
 
-    monkeypatch.setattr(slamasr.models, "build_model", stop)
+    monkeypatch.setattr(slamasr.models, "build_model", lambda *args, **kwargs: object())
+    monkeypatch.setattr(run, "check_manifests", lambda data: None)
+    monkeypatch.setattr(run, "build_loaders", stop)
     cfg = ExperimentConfig()
     cfg.data.batch_size, cfg.train.global_batch_size = 6, 12
     cfg.train.device, cfg.train.tensorboard = "cpu", False

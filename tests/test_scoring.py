@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import sys
@@ -240,10 +241,22 @@ def test_wer_file_updated_in_place_not_duplicated(tmp_path: Path) -> None:
 
 
 def test_wer_record_line_round_trip() -> None:
-    rec = WerRecord("avg-5/beam-4", "test-other", 3.81, 12, 315, 1, 2, 9, 20, 1, 0)
+    rec = WerRecord("avg-5/beam-4", "test-other", 3.81, 12, 315, 1, 2, 9, 20, 1, 0, 3)
     line = rec.to_line()
-    assert line == "avg-5/beam-4\ttest-other\t3.81\t12\t315\t1\t2\t9\t20\t1\t0"
+    assert line == "avg-5/beam-4\ttest-other\t3.81\t12\t315\t1\t2\t9\t20\t1\t0\t3"
     assert WerRecord.from_line(line) == rec
+    unknown = dataclasses.replace(rec, bound_hits=None)
+    assert unknown.to_line().endswith("\t0\t-")
+    assert WerRecord.from_line(unknown.to_line()) == unknown
+
+
+def test_wer_lines_of_older_versions_still_parse() -> None:
+    """A line written before the bound_hits column (11 fields) reads with bound_hits unknown."""
+    old = "avg-5/beam-4\ttest-other\t3.81\t12\t315\t1\t2\t9\t20\t1\t0"
+    rec = WerRecord.from_line(old)
+    assert (rec.hallucinations, rec.bound_hits) == (0, None) and rec.utterances == 20
+    with pytest.raises(ValueError, match="expected 12 tab-separated fields"):
+        WerRecord.from_line("avg-5/beam-4\ttest-other\t3.81\t12")
 
 
 def test_wer_file_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,8 +308,9 @@ def test_score_main_writes_all_files(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (decode / "wer-summary-other.txt").read_text() == "settings\tWER\navg-1/beam-4\t25.00\n"
     assert not (decode / "errs-clean.txt").exists()
     assert [(r.tag, r.test_set) for r in read_wer_file(exp / "wer")] == [("avg-1/beam-4", "other")]
-    with pytest.raises(FileNotFoundError):
-        score_bin.main(["--exp-dir", str(exp), "--decode-dir", str(decode), "--test-sets", "nope"])
+    args = ["--exp-dir", str(exp), "--decode-dir", str(decode), "--test-sets", "nope"]
+    assert score_bin.main(args) == 1
+    assert "no recogs file" in capsys.readouterr().err
 
 
 def test_text_norm_applied_to_ref_and_hyp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

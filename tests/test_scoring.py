@@ -335,3 +335,24 @@ def test_text_norm_with_the_real_text_module(tmp_path: Path) -> None:
     write_recogs(exp / "d" / "recogs-s.txt", [("u", ["hello", "World"], ["HELLO", "world"])])
     assert score_decode_dir(exp, exp / "d", text_norm="upper")[0].wer == 0.0
     assert score_decode_dir(exp, exp / "d", text_norm="lower")[0].wer == 0.0
+
+
+@pytest.mark.parametrize(
+    ("drop", "message"),
+    [
+        ("c2:\thyp=", "recogs-clean.txt:3: cut 'c2' has a ref line but no hyp line"),
+        ("c3:\tref=", "recogs-clean.txt:5: cut 'c3' has a hyp line but no ref line"),
+    ],
+)
+def test_score_names_the_file_and_line_of_a_lone_ref_or_hyp(
+    tmp_path: Path, capsys: pytest.CaptureFixture, drop: str, message: str
+) -> None:
+    exp = tmp_path / "exp" / "X"
+    decode = _make_decode_dir(exp)
+    recogs = decode / "recogs-clean.txt"
+    kept = [line for line in recogs.read_text().splitlines(True) if not line.startswith(drop)]
+    recogs.write_text("".join(kept))
+    assert score_bin.main(["--exp-dir", str(exp), "--decode-dir", str(decode)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (exp / "wer").exists()

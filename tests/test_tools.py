@@ -160,3 +160,27 @@ def test_parse_options_config_is_an_ordinary_option_when_the_script_defines_it(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"config={yaml_file} stage=0 ")
+
+
+def test_collect_results_names_a_malformed_line_and_still_prints_the_rest(
+    two_exps: list[Path],
+) -> None:
+    """A damaged wer file: file:line on stderr, the other experiments' table, exit 1."""
+    broken = two_exps[1]
+    lines = broken.read_text().splitlines()
+    lines[2] = "beam4\ttest-other\tnot-a-number"
+    broken.write_text("\n".join(lines) + "\n")
+    old = two_exps[0].parent.parent / "old" / "wer"  # a wer file of the version before bound_hits
+    old.parent.mkdir()
+    old.write_text("beam4\ttest-clean\t4.00\t4\t100\t0\t0\t4\t10\t0\t0\n")
+    proc = _collect(*map(str, [*two_exps, old]))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"collect_results.py: skipped {broken}:3: expected 12 ")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stdout.splitlines() == [
+        "| experiment | tag | test-clean | test-other |",
+        "|---|---|---|---|",
+        "| old | beam4 | 4.00 | - |",
+        "| whisper_tiny | beam1 | 6.50 | 7.00 |",
+        "| whisper_tiny | beam4 | 5.00 | 9.00 |",
+    ]

@@ -158,17 +158,21 @@ def decode_loader(
     cfg: DecodeConfig,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
-) -> tuple[dict[str, str], list[str], list[str]]:
+    bound_hits: Optional[list[str]] = None,
+) -> tuple[dict[str, str], list[str]]:
     """Decode every batch of ``loader``.
 
+    Args:
+        bound_hits: when given, extended with the ids of the cuts whose hypothesis hit the
+            new-token bound.
+
     Returns:
-        (``{cut_id: hypothesis}`` for loadable cuts, ids of bad cuts, ids of cuts whose
-        hypothesis hit the new-token bound).
+        (``{cut_id: hypothesis}`` for loadable cuts, ids of bad cuts).
     """
     model.eval()
     hyps: dict[str, str] = {}
     bad: list[str] = []
-    hits: list[str] = []
+    hits: list[str] = [] if bound_hits is None else bound_hits
     failures: list[Exception] = []
     for batch in loader:
         bad.extend(batch.get("bad_cut_ids", []))
@@ -186,7 +190,7 @@ def decode_loader(
         hits.extend(batch_hits)
     if failures and not hyps:
         raise RuntimeError(f"every cut failed to decode; the first error: {failures[0]}")
-    return hyps, bad, hits
+    return hyps, bad
 
 
 def select_cuts(batch: dict[str, Any], index: list[int]) -> dict[str, Any]:
@@ -354,7 +358,8 @@ def decode_test_set(
     Returns:
         The recogs path on rank 0, None on other ranks.
     """
-    hyps, bad, hits = decode_loader(model, test_set.loader, cfg, device, dtype)
+    hits: list[str] = []
+    hyps, bad = decode_loader(model, test_set.loader, cfg, device, dtype, hits)
     hyps, bad, hits = gather_to_rank0(hyps, bad, hits)
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return None

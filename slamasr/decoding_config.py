@@ -21,9 +21,9 @@ class DecodeConfig:
             audio; each utterance may generate
             ``max(min_new_tokens_bound, ceil(duration * max_new_tokens_per_second))`` tokens.
             The defaults never cut a LibriSpeech transcript: upper-case LibriSpeech text
-            takes a LLaMA tokenizer ~2.3 tokens per word (3.2 for the 1% densest
+            takes a LLaMA tokenizer ~2.3 tokens per word (3.0 for the 1% densest 20-word
             utterances; ``python tools/token_rate.py``), so 20 tokens/s holds even 6 words/s
-            at that density; lower-case needs about half. A hypothesis that reaches its bound
+            at that density; lower-case text needs about half. A hypothesis that reaches its bound
             without EOS is cut there, logged and counted (``bound_hits`` in ``exp/X/wer``).
         min_new_tokens_bound: the bound is never below this (200: the official SLAM-ASR
             code's fixed ``max_new_tokens``).

@@ -334,8 +334,9 @@ def test_default_bound_keeps_fast_speech_and_counts_what_it_cuts(long_llm) -> No
     """The default bound (decode.*) never cuts LibriSpeech-like speech, even fast, dense
     upper-case: 16 words in 3.2 s and 170 words in 34 s (5 words/s) at 3.15 LLaMA tokens per
     word (denser than the densest 1% of 20-word utterances, 3.0, ``tools/token_rate.py``) need
-    51 and 536 tokens, over the old bound ``max(16, ceil(8 x seconds))`` (26, 272). An endless hypothesis stops at
-    its bound and is flagged as a bound hit; the finished ones are not."""
+    51 and 536 tokens, over the old bound ``max(16, ceil(8 x seconds))`` (26, 272). An
+    endless hypothesis stops at its bound and is flagged as a bound hit; the finished ones
+    are not."""
     needs = {3.2: 51, 34.0: 536, 1.0: 10_000}  # seconds -> tokens (the last: a loop)
     scripts = [[4 + (t * 5 + i) % 8 for t in range(n)] for i, n in enumerate(needs.values())]
     seqs = prompts(5, [4, 5, 6])  # distinct lengths: left padding 2, 1, 0 tells them apart

@@ -4,6 +4,8 @@ For each test set::
 
     exp/<name>/<decode-tag>/recogs-<set>.txt     one ref/hyp block per cut (slamasr.scoring)
     exp/<name>/<decode-tag>/bad-cuts-<set>.txt   ids of cuts whose input could not be loaded
+    exp/<name>/<decode-tag>/decode-info-<set>.json  the manifest decoded, its cut ids, the
+                                                    token bound and the cuts that hit it
 
 ``<decode-tag>`` = ``decode-<checkpoint>-avg<K>-beam<N>``, e.g. ``decode-best-avg1-beam4``.
 Under torchrun each rank decodes its shard (cut i -> rank i % world); rank 0 gathers the
@@ -11,6 +13,9 @@ results, checks that every cut of the manifest has exactly one result, and write
 Bad cuts (listed in a batch's ``bad_cut_ids``) get ``hyp=[]`` so scoring counts them as errors.
 A batch that fails in the model (e.g. out of memory, an input the encoder rejects) is retried
 cut by cut; cuts that still fail become bad cuts too (an error when no cut decodes at all).
+A hypothesis that reaches its new-token bound without EOS (``decode.max_new_tokens_per_second``,
+``decode.min_new_tokens_bound``) is cut there: such cuts are logged and listed in the info file,
+and scoring counts them (``bound_hits`` in ``exp/<name>/wer``).
 """
 
 from __future__ import annotations
@@ -103,11 +108,17 @@ def decode_batch(
     cfg: DecodeConfig,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
+    bound_hits: Optional[list[str]] = None,
 ) -> dict[str, str]:
-    """Beam-search one batch; return ``{cut_id: hypothesis}`` for its good cuts."""
+    """Beam-search one batch; return ``{cut_id: hypothesis}`` for its good cuts.
+
+    ``bound_hits``, when given, is extended with the ids of the cuts whose hypothesis ran
+    into its new-token bound (as the model reports them through ``generate(bound_hits=)``).
+    """
     if not batch["cut_ids"]:
         return {}
     batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    flags: list[bool] = []
     with torch.no_grad(), _autocast(device, dtype):
         hyps = model.generate(
             batch,
@@ -130,9 +141,14 @@ def decode_batch(
             word_prior_corrections=cfg.word_prior_corrections,
             word_prior_sound_alikes=cfg.word_prior_sound_alikes,
             lm_rescore_weight=cfg.lm_rescore_weight,
+            bound_hits=flags,
         )
     if len(hyps) != len(batch["cut_ids"]):
         raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")
+    if flags and len(flags) != len(hyps):
+        raise RuntimeError(f"generate() gave {len(flags)} bound flags for {len(hyps)} hypotheses")
+    if bound_hits is not None:
+        bound_hits.extend(c for c, hit in zip(batch["cut_ids"], flags) if hit)
     return dict(zip(batch["cut_ids"], hyps))
 
 
@@ -142,8 +158,13 @@ def decode_loader(
     cfg: DecodeConfig,
     device: torch.device,
     dtype: torch.dtype = torch.float32,
+    bound_hits: Optional[list[str]] = None,
 ) -> tuple[dict[str, str], list[str]]:
     """Decode every batch of ``loader``.
+
+    Args:
+        bound_hits: when given, extended with the ids of the cuts whose hypothesis hit the
+            new-token bound.
 
     Returns:
         (``{cut_id: hypothesis}`` for loadable cuts, ids of bad cuts).
@@ -151,18 +172,22 @@ def decode_loader(
     model.eval()
     hyps: dict[str, str] = {}
     bad: list[str] = []
+    hits: list[str] = [] if bound_hits is None else bound_hits
     failures: list[Exception] = []
     for batch in loader:
         bad.extend(batch.get("bad_cut_ids", []))
+        batch_hits: list[str] = []
         try:
-            hyps.update(decode_batch(model, batch, cfg, device, dtype))
+            hyps.update(decode_batch(model, batch, cfg, device, dtype, batch_hits))
         except (RuntimeError, ValueError) as e:  # incl. CUDA out-of-memory
             logging.warning("batch of %s failed (%s); decoding cut by cut", batch["cut_ids"], e)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            good, failed = decode_one_by_one(model, batch, cfg, device, dtype, failures)
+            batch_hits = []
+            good, failed = decode_one_by_one(model, batch, cfg, device, dtype, failures, batch_hits)
             hyps.update(good)
             bad.extend(failed)
+        hits.extend(batch_hits)
     if failures and not hyps:
         raise RuntimeError(f"every cut failed to decode; the first error: {failures[0]}")
     return hyps, bad
@@ -187,18 +212,20 @@ def decode_one_by_one(
     device: torch.device,
     dtype: torch.dtype,
     failures: list[Exception],
+    bound_hits: Optional[list[str]] = None,
 ) -> tuple[dict[str, str], list[str]]:
     """Decode each cut of a failed batch alone; a cut that still fails becomes a bad cut.
 
     Returns:
         (``{cut_id: hypothesis}`` of the cuts that decoded, ids of those that did not);
-        their exceptions are appended to ``failures``.
+        their exceptions are appended to ``failures``, bound hits to ``bound_hits``.
     """
     hyps: dict[str, str] = {}
     failed: list[str] = []
     for i, cut_id in enumerate(batch["cut_ids"]):
         try:
-            hyps.update(decode_batch(model, select_cuts(batch, [i]), cfg, device, dtype))
+            one = select_cuts(batch, [i])
+            hyps.update(decode_batch(model, one, cfg, device, dtype, bound_hits))
         except (RuntimeError, ValueError) as e:
             logging.error("cut %s cannot be decoded (%s: %s); hyp=[]", cut_id, type(e).__name__, e)
             failures.append(e)
@@ -206,21 +233,26 @@ def decode_one_by_one(
     return hyps, failed
 
 
-def gather_to_rank0(hyps: dict[str, str], bad: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Merge every rank's (hyps, bad ids) on rank 0 (other ranks get theirs back)."""
+def gather_to_rank0(
+    hyps: dict[str, str], bad: list[str], hits: list[str]
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Merge every rank's (hyps, bad ids, bound-hit ids) on rank 0 (other ranks get theirs
+    back)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return hyps, bad
+        return hyps, bad, hits
     parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, (hyps, bad))
+    dist.all_gather_object(parts, (hyps, bad, hits))
     merged: dict[str, str] = {}
     merged_bad: list[str] = []
-    for part_hyps, part_bad in parts:
+    merged_hits: list[str] = []
+    for part_hyps, part_bad, part_hits in parts:
         duplicates = merged.keys() & part_hyps.keys()
         if duplicates:
             raise RuntimeError(f"cuts decoded by two ranks: {sorted(duplicates)[:5]}")
         merged.update(part_hyps)
         merged_bad.extend(part_bad)
-    return merged, merged_bad
+        merged_hits.extend(part_hits)
+    return merged, merged_bad, merged_hits
 
 
 def build_results(
@@ -257,6 +289,21 @@ def output_paths(out_dir: Path, test_set: str) -> tuple[Path, Path]:
     return out_dir / f"recogs-{test_set}.txt", out_dir / f"bad-cuts-{test_set}.txt"
 
 
+def log_bound_hits(test_set: str, hits: list[str], cfg: DecodeConfig) -> None:
+    """Say how many hypotheses were cut at the new-token bound (a warning when any)."""
+    bound = f"max({cfg.min_new_tokens_bound}, ceil({cfg.max_new_tokens_per_second:g} x seconds))"
+    if not hits:
+        logging.info("%s: no hypothesis hit the new-token bound %s", test_set, bound)
+        return
+    shown = " ".join(sorted(hits)[:20]) + (" ..." if len(hits) > 20 else "")
+    logging.warning(
+        "%s: %d hypotheses hit the new-token bound %s without EOS and were cut there "
+        "(a loop, or a bound too small: raise decode.max_new_tokens_per_second / "
+        "decode.min_new_tokens_bound): %s",
+        test_set, len(hits), bound, shown,
+    )  # fmt: skip
+
+
 def check_overwrite(out_dir: Path, test_sets: Iterable[str], overwrite: bool) -> None:
     """Refuse to replace existing recogs unless ``overwrite``."""
     existing = [p for s in test_sets for p in output_paths(out_dir, s)[:1] if p.exists()]
@@ -266,13 +313,23 @@ def check_overwrite(out_dir: Path, test_sets: Iterable[str], overwrite: bool) ->
         )
 
 
-def write_outputs(out_dir: Path, test_set: str, results: list[RecogResult], bad: list[str]) -> Path:
-    """Write ``recogs-<set>.txt`` and ``bad-cuts-<set>.txt``; return the recogs path."""
-    from slamasr.scoring import write_recogs
+def write_outputs(
+    out_dir: Path,
+    test_set: str,
+    results: list[RecogResult],
+    bad: list[str],
+    info: Optional[dict[str, Any]] = None,
+) -> Path:
+    """Write ``recogs-<set>.txt``, ``bad-cuts-<set>.txt`` and, with ``info``,
+    ``decode-info-<set>.json`` (:func:`slamasr.scoring.write_decode_info`: the cut ids are
+    those of ``results``); return the recogs path."""
+    from slamasr.scoring import write_decode_info, write_recogs
 
     recogs, bad_file = output_paths(out_dir, test_set)
     write_recogs(recogs, results)
     bad_file.write_text("".join(f"{c}\n" for c in sorted(bad)), encoding="utf-8")
+    if info is not None:
+        write_decode_info(out_dir, test_set, [r[0] for r in results], **info)
     logging.info("Wrote %s (%d cuts, %d bad)", recogs, len(results), len(bad))
     return recogs
 
@@ -284,6 +341,7 @@ class DecodeSet:
     name: str
     refs: dict[str, str]
     loader: Iterable[dict[str, Any]]
+    manifest: str = ""
 
 
 def decode_test_set(
@@ -300,12 +358,22 @@ def decode_test_set(
     Returns:
         The recogs path on rank 0, None on other ranks.
     """
-    hyps, bad = decode_loader(model, test_set.loader, cfg, device, dtype)
-    hyps, bad = gather_to_rank0(hyps, bad)
+    hits: list[str] = []
+    hyps, bad = decode_loader(model, test_set.loader, cfg, device, dtype, hits)
+    hyps, bad, hits = gather_to_rank0(hyps, bad, hits)
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return None
     results = build_results(test_set.refs, hyps, bad, text_norm)
-    return write_outputs(out_dir, test_set.name, results, bad)
+    log_bound_hits(test_set.name, hits, cfg)
+    info = {
+        "manifest": test_set.manifest,
+        "bound": {
+            "max_new_tokens_per_second": cfg.max_new_tokens_per_second,
+            "min_new_tokens_bound": cfg.min_new_tokens_bound,
+        },
+        "bound_hits": sorted(hits),
+    }
+    return write_outputs(out_dir, test_set.name, results, bad, info)
 
 
 # --------------------------------------------------------------------------- from an exp dir
@@ -327,7 +395,7 @@ def load_test_set(name: str, manifest: str, data_cfg: Any, rank: int, world_size
     if len(refs) != len(cuts):
         raise ValueError(f"{manifest}: duplicate cut ids")
     loader = build_dataloader(cuts, data_cfg, False, world_size, rank)
-    return DecodeSet(name=name, refs=refs, loader=loader)
+    return DecodeSet(name=name, refs=refs, loader=loader, manifest=str(Path(manifest).resolve()))
 
 
 def decode_data_config(cfg: Any) -> Any:
@@ -363,10 +431,14 @@ def run_decoding(
     dcfg = cfg.decode
     out_dir = Path(exp_dir) / config_decode_tag(dcfg)
     check_overwrite(out_dir, test_sets, overwrite)
+    missing = [f"{name}={path}" for name, path in test_sets.items() if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such test-set manifest: {', '.join(missing)}")
+    # the checkpoint before the models: a wrong name or a broken checkpoint fails in seconds
+    weights, _ = load_trainable_weights(Path(exp_dir), dcfg.checkpoint, dcfg.avg)
     device = device or resolve_device(dist_info_from_env().local_rank, cfg.train.device)
     info = init_distributed(device)
     model = build_model(cfg.model, device=device)
-    weights, _ = load_trainable_weights(Path(exp_dir), dcfg.checkpoint, dcfg.avg)
     model.load_trainable_state_dict({k: v.to(device) for k, v in weights.items()})
     data_cfg = decode_data_config(cfg)
     written = []

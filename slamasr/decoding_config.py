@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+CHECKPOINT_RE = re.compile(r"best|last|step-[0-9]+")
+"""The names ``decode.checkpoint`` accepts (those of ``training.checkpoint``)."""
 
 
 @dataclass
@@ -13,8 +17,16 @@ class DecodeConfig:
         num_beams: beam size (paper 4; 1 = greedy).
         max_duration: seconds of audio per decoding batch (cuts sorted by duration).
         batch_size: used when max_duration is 0.
-        max_new_tokens_per_second: bound on generated tokens per second of audio.
-        min_new_tokens_bound: the bound is never below this.
+        max_new_tokens_per_second: bound on generated tokens (EOS included) per second of
+            audio; each utterance may generate
+            ``max(min_new_tokens_bound, ceil(duration * max_new_tokens_per_second))`` tokens.
+            The defaults never cut a LibriSpeech transcript: upper-case LibriSpeech text
+            takes a LLaMA tokenizer ~2.3 tokens per word (3.0 for the 1% densest 20-word
+            utterances; ``python tools/token_rate.py``), so 20 tokens/s holds even 6 words/s
+            at that density; lower-case text needs about half. A hypothesis that reaches its bound
+            without EOS is cut there, logged and counted (``bound_hits`` in ``exp/X/wer``).
+        min_new_tokens_bound: the bound is never below this (200: the official SLAM-ASR
+            code's fixed ``max_new_tokens``).
         length_penalty, repetition_penalty: scoring of the search.
         search: native (slamasr's batched beam search: prompt run once per utterance, each
             utterance stops at its own bound and leaves the batch) | hf (transformers'
@@ -69,15 +81,16 @@ class DecodeConfig:
             token, both length-normalized. The LLM fed speech leans on the speech; fed the
             text alone it prefers what English says (*there might be*, not *their might
             be*). 0 = off (the paper). Needs search=native.
-        checkpoint: which checkpoint to decode: best | last | step-N | epoch-N.
+        checkpoint: which checkpoint of ``<exp-dir>/checkpoints`` to decode: best | last |
+            step-N (a name, never a path).
         avg: average the last ``avg`` step checkpoints (icefall's --avg); 1 = no averaging.
     """
 
     num_beams: int = 4
     max_duration: float = 120.0
     batch_size: int = 8
-    max_new_tokens_per_second: float = 8.0
-    min_new_tokens_bound: int = 16
+    max_new_tokens_per_second: float = 20.0
+    min_new_tokens_bound: int = 200
     length_penalty: float = 1.0
     repetition_penalty: float = 1.0
     search: str = "native"
@@ -100,6 +113,19 @@ class DecodeConfig:
     def validate(self) -> None:
         if self.num_beams < 1:
             raise ValueError("decode.num_beams must be >= 1")
+        if not CHECKPOINT_RE.fullmatch(self.checkpoint):
+            raise ValueError(
+                f"decode.checkpoint={self.checkpoint!r}: use best, last or step-N (the name "
+                f"of a checkpoint in <exp-dir>/checkpoints, not a path)"
+            )
+        if not self.max_new_tokens_per_second > 0:
+            raise ValueError(
+                f"decode.max_new_tokens_per_second={self.max_new_tokens_per_second}; must be > 0"
+            )
+        if self.min_new_tokens_bound < 1:
+            raise ValueError(
+                f"decode.min_new_tokens_bound={self.min_new_tokens_bound}; must be >= 1"
+            )
         if self.search not in ("native", "hf", "ctc"):
             raise ValueError(f"decode.search={self.search!r}; choose native, hf or ctc")
         if not 0 <= self.ctc_weight < 1:

@@ -10,9 +10,20 @@ Files handled here (all UTF-8):
 ``bad-cuts-<set>.txt`` (beside the recogs; optional): one cut id per line, cuts whose audio
 could not be read. They already have ``hyp=[]`` and so count as deletions.
 
+``decode-info-<set>.json`` (beside the recogs, written by decoding; absent in decode dirs of
+older versions)::
+
+    {"test_set": "test-clean", "manifest": "/abs/cuts_test-clean.jsonl.gz",
+     "num_cuts": 2620, "cut_ids": [...],
+     "bound": {"max_new_tokens_per_second": 20.0, "min_new_tokens_bound": 200},
+     "bound_hits": ["<cut_id>", ...]}
+
+Scoring refuses recogs whose cuts differ from ``cut_ids`` (cuts missing or added) and counts
+the ``bound_hits`` (hypotheses cut at the new-token bound, without EOS).
+
 ``errs-<set>.txt``: icefall's format (``%WER = X.XX``, the counts line, PER-UTT DETAILS,
-SUBSTITUTIONS, DELETIONS, INSERTIONS, PER-WORD STATS) followed by two sections of our own,
-``HALLUCINATIONS/LOOPS:`` and ``BAD CUTS:``.
+SUBSTITUTIONS, DELETIONS, INSERTIONS, PER-WORD STATS) followed by sections of our own,
+``HALLUCINATIONS/LOOPS:``, ``BOUND HITS:`` and ``BAD CUTS:``.
 
 ``wer-summary-<set>.txt``::
 
@@ -21,13 +32,16 @@ SUBSTITUTIONS, DELETIONS, INSERTIONS, PER-WORD STATS) followed by two sections o
 
 ``exp/<name>/wer``: one tab-separated line per (decode tag, test set); see
 :data:`WER_FILE_COLUMNS`. Updated in place (a line with the same tag and set is replaced) and
-written atomically (temp file + rename).
+written atomically (temp file + rename). Lines of older versions lack the last column
+(``bound_hits``) and still parse; ``-`` there means not known.
 """
 
 from __future__ import annotations
 
 import ast
 import fcntl
+import json
+import logging
 import math
 import os
 import tempfile
@@ -57,10 +71,19 @@ WER_FILE_COLUMNS = (
     "utterances",
     "bad_cuts",
     "hallucinations",
+    "bound_hits",
 )
-"""Columns of ``exp/<name>/wer`` (tab-separated; ``wer`` in percent with 2 decimals)."""
+"""Columns of ``exp/<name>/wer`` (tab-separated; ``wer`` in percent with 2 decimals;
+``hallucinations`` counts loops and too-long hypotheses, ``bound_hits`` hypotheses cut at
+the new-token bound, ``-`` when the decode dir does not say)."""
 
 WER_FILE_HEADER = "# " + "\t".join(WER_FILE_COLUMNS)
+
+
+class ScoringInputError(ValueError):
+    """A recogs, decode-info or wer file that cannot be scored or read as it is (the
+    message names the file, the line where there is one, and what to do)."""
+
 
 # ---------------------------------------------------------------------------------------------
 # recogs / bad-cuts files
@@ -112,20 +135,103 @@ def read_recogs(path: Path | str) -> list[RecogResult]:
     """
     refs: dict[str, list[str]] = {}
     hyps: dict[str, list[str]] = {}
+    where: dict[tuple[str, str], int] = {}  # (kind, cut_id) -> line number
     with open(path, encoding="utf-8") as f:
         for lineno, raw in enumerate(f, start=1):
             line = raw.rstrip("\n")
             if not line.strip():
                 continue
-            cut_id, kind, words = _parse_recogs_line(line, lineno)
+            try:
+                cut_id, kind, words = _parse_recogs_line(line, lineno)
+            except ValueError as e:
+                raise ScoringInputError(f"{path}:{e}") from None
             target = refs if kind == "ref" else hyps
             if cut_id in target:
-                raise ValueError(f"{path}:{lineno}: duplicate {kind} for cut {cut_id!r}")
+                raise ScoringInputError(f"{path}:{lineno}: duplicate {kind} for cut {cut_id!r}")
             target[cut_id] = words
-    missing = set(refs) ^ set(hyps)
-    if missing:
-        raise ValueError(f"{path}: cuts without both ref and hyp: {sorted(missing)[:5]}")
+            where[kind, cut_id] = lineno
+    for have, lack, table in (("ref", "hyp", hyps), ("hyp", "ref", refs)):
+        alone = [c for c in (refs if have == "ref" else hyps) if c not in table]
+        if alone:
+            lineno = where[have, alone[0]]
+            raise ScoringInputError(
+                f"{path}:{lineno}: cut {alone[0]!r} has a {have} line but no {lack} line "
+                f"({len(alone)} such cuts); the file is damaged: decode again (--overwrite)"
+            )
     return [(cut_id, refs[cut_id], hyps[cut_id]) for cut_id in refs]
+
+
+def decode_info_path(decode_dir: Path | str, test_set: str) -> Path:
+    """``<decode_dir>/decode-info-<set>.json``."""
+    return Path(decode_dir) / f"decode-info-{test_set}.json"
+
+
+def write_decode_info(
+    decode_dir: Path | str,
+    test_set: str,
+    cut_ids: Iterable[str],
+    manifest: str = "",
+    bound: Optional[dict[str, float]] = None,
+    bound_hits: Iterable[str] = (),
+) -> Path:
+    """Write ``decode-info-<set>.json`` (format in the module docstring): what decoding
+    read and where it cut hypotheses, so that scoring can check the recogs against it."""
+    ids = sorted(cut_ids)
+    info = {
+        "test_set": test_set,
+        "manifest": manifest,
+        "num_cuts": len(ids),
+        "cut_ids": ids,
+        "bound": bound or {},
+        "bound_hits": sorted(bound_hits),
+    }
+    path = decode_info_path(decode_dir, test_set)
+    _atomic_write_text(path, json.dumps(info, indent=1) + "\n")
+    return path
+
+
+def read_decode_info(decode_dir: Path | str, test_set: str) -> Optional[dict]:
+    """Read ``decode-info-<set>.json``; None when the decode dir has none (older versions).
+
+    Raises:
+        ScoringInputError: the file is not such a JSON object.
+    """
+    path = decode_info_path(decode_dir, test_set)
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ScoringInputError(
+            f"{path}: not valid JSON ({e}); decode again (--overwrite)"
+        ) from None
+    if not isinstance(info, dict) or not isinstance(info.get("cut_ids"), list):
+        raise ScoringInputError(f"{path}: no cut_ids list; decode again (--overwrite)")
+    return info
+
+
+def check_recogs_cuts(results: Sequence[RecogResult], info: dict, recogs: Path | str) -> None:
+    """Refuse recogs whose cuts are not exactly those that decoding read from the manifest.
+
+    Raises:
+        ScoringInputError: naming how many cuts are missing or added, a few of them, the
+            manifest and the fix.
+    """
+    expected, got = set(info["cut_ids"]), [r[0] for r in results]
+    missing, extra = sorted(expected - set(got)), sorted(set(got) - expected)
+    if not missing and not extra:
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of its cuts missing ({', '.join(missing[:3])} ...)")
+    if extra:
+        parts.append(f"{len(extra)} cuts not in it ({', '.join(extra[:3])} ...)")
+    manifest = info.get("manifest") or "the manifest decoded"
+    raise ScoringInputError(
+        f"{recogs}: {len(got)} cuts, but {manifest} has {len(expected)}: "
+        f"{' and '.join(parts)}; the recogs do not match the test set decoded: "
+        f"decode it again (--overwrite) and score the new recogs"
+    )
 
 
 def read_bad_cuts(path: Path | str) -> set[str]:
@@ -310,18 +416,22 @@ class ScoreResult:
         alignments: cut_id -> alignment (sorted by cut id).
         hallucinations: cut_id -> reason, for hypotheses flagged as loops/too long.
         bad_cuts: ids of cuts flagged unreadable by decoding.
+        bound_hits: ids of cuts whose hypothesis was cut at the new-token bound; None when
+            decoding did not record them.
     """
 
     stats: ErrorStats
     alignments: dict[str, list[tuple[str, str]]]
     hallucinations: dict[str, str] = field(default_factory=dict)
     bad_cuts: list[str] = field(default_factory=list)
+    bound_hits: Optional[list[str]] = None
 
 
 def score_results(
     results: Iterable[RecogResult],
     bad_cuts: Iterable[str] = (),
     loop_cfg: Optional[LoopDetectorConfig] = None,
+    bound_hits: Optional[Iterable[str]] = None,
 ) -> ScoreResult:
     """Align all results, count errors, flag hallucinations.
 
@@ -329,6 +439,8 @@ def score_results(
         results: (cut_id, ref_words, hyp_words) triples (already normalized).
         bad_cuts: cut ids flagged unreadable; only those present in ``results`` are reported.
         loop_cfg: hallucination thresholds.
+        bound_hits: cut ids whose hypothesis hit the new-token bound (only those present in
+            ``results`` are reported); None = not known.
     """
     stats = ErrorStats()
     alignments: dict[str, list[tuple[str, str]]] = {}
@@ -341,7 +453,8 @@ def score_results(
         if reason is not None:
             hallucinations[cut_id] = reason
     flagged = sorted(set(bad_cuts) & set(alignments))
-    return ScoreResult(stats, alignments, hallucinations, flagged)
+    hits = None if bound_hits is None else sorted(set(bound_hits) & set(alignments))
+    return ScoreResult(stats, alignments, hallucinations, flagged, hits)
 
 
 def _format_alignment(alignment: Sequence[tuple[str, str]]) -> str:
@@ -416,6 +529,10 @@ def _errs_tables(score: ScoreResult) -> list[str]:
 def _errs_extra(score: ScoreResult) -> list[str]:
     lines = ["", f"HALLUCINATIONS/LOOPS: {len(score.hallucinations)} cut_id reason"]
     lines += [f"{cut_id}:\t{reason}" for cut_id, reason in score.hallucinations.items()]
+    if score.bound_hits is not None:
+        count = len(score.bound_hits)
+        lines += ["", f"BOUND HITS: {count} (hypotheses cut at the new-token bound)"]
+        lines += score.bound_hits
     lines += ["", f"BAD CUTS: {len(score.bad_cuts)} (unreadable audio, scored as deletions)"]
     lines += score.bad_cuts
     return lines
@@ -437,6 +554,8 @@ def write_errs(path: Path | str, score: ScoreResult) -> None:
         INSERTIONS: count hyp                 e.g. "1   E"
         PER-WORD STATS: word  corr tot_errs count_in_ref count_in_hyp
         HALLUCINATIONS/LOOPS: <n> cut_id reason      e.g. "<cut_id>:\tloop: 'A B' x5"
+        BOUND HITS: <n> (hypotheses cut at the new-token bound)  then one cut id per line
+                                              (absent when decoding did not record them)
         BAD CUTS: <n> (unreadable audio, scored as deletions)   then one cut id per line
     """
     lines = _errs_header(score.stats) + _errs_tables(score) + _errs_extra(score)
@@ -468,22 +587,38 @@ class WerRecord:
     utterances: int
     bad_cuts: int
     hallucinations: int
+    bound_hits: Optional[int] = None
 
     def to_line(self) -> str:
-        """Tab-separated line without newline; WER with 2 decimals."""
+        """Tab-separated line without newline; WER with 2 decimals; ``-`` for an unknown
+        ``bound_hits``."""
         values = [self.tag, self.test_set, f"{self.wer:.2f}", self.errors, self.ref_words]
         values += [self.ins, self.dels, self.subs, self.utterances, self.bad_cuts]
-        values += [self.hallucinations]
+        values += [self.hallucinations, "-" if self.bound_hits is None else self.bound_hits]
         return "\t".join(str(v) for v in values)
 
     @classmethod
     def from_line(cls, line: str) -> WerRecord:
-        """Parse a line written by :meth:`to_line`."""
+        """Parse a line written by :meth:`to_line` (or by a version without the last
+        column, ``bound_hits``).
+
+        Raises:
+            ValueError: the line does not have those fields.
+        """
         fields = line.rstrip("\n").split("\t")
-        if len(fields) != len(WER_FILE_COLUMNS):
-            raise ValueError(f"expected {len(WER_FILE_COLUMNS)} tab-separated fields: {line!r}")
+        if len(fields) not in (len(WER_FILE_COLUMNS) - 1, len(WER_FILE_COLUMNS)):
+            raise ValueError(
+                f"expected {len(WER_FILE_COLUMNS)} tab-separated fields "
+                f"({' '.join(WER_FILE_COLUMNS)}), got {len(fields)}: {line!r}"
+            )
         tag, test_set, wer, *ints = fields
-        return cls(tag, test_set, float(wer), *(int(v) for v in ints))
+        known = len(WER_FILE_COLUMNS) - 4  # the counts of every version
+        hits = ints[known] if len(ints) > known else "-"
+        try:
+            counts = [int(v) for v in ints[:known]]
+            return cls(tag, test_set, float(wer), *counts, None if hits == "-" else int(hits))
+        except ValueError as e:
+            raise ValueError(f"{e} in {line!r}") from None
 
     @classmethod
     def from_score(cls, tag: str, test_set: str, score: ScoreResult) -> WerRecord:
@@ -492,16 +627,28 @@ class WerRecord:
         return cls(
             tag, test_set, round(s.wer, 2), s.errors, s.ref_words, s.ins, s.dels, s.subs,
             s.utterances, len(score.bad_cuts), len(score.hallucinations),
+            None if score.bound_hits is None else len(score.bound_hits),
         )  # fmt: skip
 
 
 def read_wer_file(path: Path | str) -> list[WerRecord]:
-    """Read ``exp/<name>/wer`` (comment lines starting with ``#`` are skipped)."""
+    """Read ``exp/<name>/wer`` (comment lines starting with ``#`` are skipped).
+
+    Raises:
+        ScoringInputError: a malformed line (the message names the file and the line).
+    """
     path = Path(path)
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [WerRecord.from_line(x) for x in lines if x.strip() and not x.startswith("#")]
+    records = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        try:
+            records.append(WerRecord.from_line(line))
+        except ValueError as e:
+            raise ScoringInputError(f"{path}:{lineno}: {e}") from None
+    return records
 
 
 def update_wer_file(path: Path | str, records: Iterable[WerRecord]) -> list[WerRecord]:
@@ -586,9 +733,21 @@ def score_test_set(
         loop_cfg: hallucination thresholds.
     """
     decode_dir = Path(decode_dir)
-    results = normalize_results(read_recogs(decode_dir / f"recogs-{test_set}.txt"), text_norm)
+    recogs = decode_dir / f"recogs-{test_set}.txt"
+    results = normalize_results(read_recogs(recogs), text_norm)
+    info = read_decode_info(decode_dir, test_set)
+    if info is None:
+        logging.warning(
+            "%s has no %s (decoded by an older version): cannot check that its cuts are the "
+            "test set's, nor count bound hits",
+            decode_dir,
+            decode_info_path(decode_dir, test_set).name,
+        )
+    else:
+        check_recogs_cuts(results, info, recogs)
     bad_cuts = read_bad_cuts(decode_dir / f"bad-cuts-{test_set}.txt")
-    score = score_results(results, bad_cuts, loop_cfg)
+    hits = None if info is None else info.get("bound_hits", [])
+    score = score_results(results, bad_cuts, loop_cfg, hits)
     write_errs(decode_dir / f"errs-{test_set}.txt", score)
     write_wer_summary(decode_dir / f"wer-summary-{test_set}.txt", tag, score.stats.wer)
     return WerRecord.from_score(tag, test_set, score)
@@ -622,6 +781,8 @@ def score_decode_dir(
 
     Raises:
         FileNotFoundError: when a requested recogs file is missing or none is found.
+        ScoringInputError: a recogs file is damaged or does not hold the cuts decoded (then
+            ``<exp_dir>/wer`` is left as it was).
     """
     decode_dir = Path(decode_dir)
     sets = list(test_sets) if test_sets else find_test_sets(decode_dir)
@@ -629,7 +790,7 @@ def score_decode_dir(
     if missing or not sets:
         raise FileNotFoundError(f"no recogs file in {decode_dir} for test sets {missing or '*'}")
     tag = decode_tag(exp_dir, decode_dir)
-    records = [score_test_set(decode_dir, s, tag, text_norm) for s in sets]
+    records = [score_test_set(decode_dir, s, tag, text_norm) for s in sets]  # all, then wer
     update_wer_file(Path(exp_dir) / "wer", records)
     return records
 
@@ -653,7 +814,9 @@ def _best_tags(rows: dict[tuple[str, str], dict[str, WerRecord]]) -> set[tuple[s
     return {(exp, tag) for exp, (_, tag) in best.items()}
 
 
-def results_table(wer_files: Iterable[Path | str], best: bool = False) -> str:
+def results_table(
+    wer_files: Iterable[Path | str], best: bool = False, errors: Optional[list[str]] = None
+) -> str:
     """Markdown table of WER (%) from ``exp/*/wer`` files.
 
     Rows are (experiment, tag) with the experiment named by the wer file's directory; columns
@@ -662,6 +825,8 @@ def results_table(wer_files: Iterable[Path | str], best: bool = False) -> str:
     Args:
         wer_files: paths of ``exp/<name>/wer`` files.
         best: keep only each experiment's best tag (most sets covered, then lowest mean WER).
+        errors: when given, a malformed wer file is left out of the table and its
+            :class:`ScoringInputError` message appended here; otherwise it raises.
 
     Returns:
         The table, ending with a newline; a missing (row, set) shows ``-``.
@@ -670,7 +835,14 @@ def results_table(wer_files: Iterable[Path | str], best: bool = False) -> str:
     sets: list[str] = []
     for wer_file in wer_files:
         exp = Path(wer_file).resolve().parent.name
-        for rec in read_wer_file(wer_file):
+        try:
+            records = read_wer_file(wer_file)
+        except ScoringInputError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
+            continue
+        for rec in records:
             rows.setdefault((exp, rec.tag), {})[rec.test_set] = rec
             if rec.test_set not in sets:
                 sets.append(rec.test_set)

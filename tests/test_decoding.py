@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
 from pathlib import Path
+from typing import Optional
+from unittest import mock
 
 import pytest
 import torch
 
+from slamasr.bin import decode as decode_bin
+from slamasr.bin import score as score_bin
 from slamasr.decoding import (
     DecodeOutputExistsError,
     DecodeSet,
@@ -16,7 +23,8 @@ from slamasr.decoding import (
     decode_test_set,
 )
 from slamasr.decoding_config import DecodeConfig
-from slamasr.scoring import read_bad_cuts, read_recogs
+from slamasr.scoring import read_bad_cuts, read_recogs, read_wer_file, score_decode_dir
+from tests.test_reliability import _test_cuts, make_tiny_exp
 from tests.training.doubles import DoubleModel
 
 REFS = {"a": "HELLO WORLD", "b": "GOOD DAY", "c": "BROKEN AUDIO", "d": "ONE", "e": "GONE"}
@@ -79,3 +87,126 @@ def test_decode_tag_encodes_checkpoint_avg_and_beam() -> None:
 def test_decode_config_names_bad_rescoring_settings(settings: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         DecodeConfig(**settings).validate()
+
+
+# --------------------------------------------------------------------------- bound hits
+
+
+class _BoundDouble(DoubleModel):
+    """Reports a bound hit for every cut whose id starts with ``long``."""
+
+    def generate(self, batch: dict, bound_hits: Optional[list] = None, **kwargs) -> list[str]:
+        if bound_hits is not None:
+            bound_hits.extend(c.startswith("long") for c in batch["cut_ids"])
+        return super().generate(batch, **kwargs)
+
+
+def test_bound_hits_reach_the_log_the_info_file_errs_and_wer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hypothesis cut at the token bound is logged, listed in decode-info-<set>.json, and
+    counted by scoring beside the loops (errs BOUND HITS, the wer file's last column)."""
+    refs = {"a": "HELLO WORLD", "long-b": "GOOD DAY", "c": "ONE"}
+    loader = [{**_batch(["a", "b"], []), "cut_ids": ["a", "long-b"]}, _batch(["d"], [])]
+    loader[1]["cut_ids"] = ["c"]
+    exp = tmp_path / "exp"
+    out = exp / "decode-best-avg1-beam4"
+    test_set = DecodeSet("test-x", refs, loader, manifest="/data/cuts_test-x.jsonl.gz")
+    with caplog.at_level(logging.INFO):
+        decode_test_set(_BoundDouble(), test_set, DecodeConfig(), out, torch.device("cpu"))
+    assert "test-x: 1 hypotheses hit the new-token bound max(200, ceil(20 x seconds))" in (
+        caplog.text
+    )
+    info = json.loads((out / "decode-info-test-x.json").read_text())
+    assert info["bound_hits"] == ["long-b"] and info["cut_ids"] == ["a", "c", "long-b"]
+    assert info["manifest"] == "/data/cuts_test-x.jsonl.gz"
+    (record,) = score_decode_dir(exp, out)
+    assert record.bound_hits == 1 and record.utterances == 3
+    assert read_wer_file(exp / "wer")[0].bound_hits == 1
+    errs = (out / "errs-test-x.txt").read_text()
+    assert "BOUND HITS: 1 (hypotheses cut at the new-token bound)\nlong-b\n" in errs
+
+
+# --------------------------------------------------------------------------- through bin/
+
+
+@pytest.fixture(scope="module")
+def decoded_exp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny HuBERT + Llama experiment whose 4-cut test set (2 unreadable) was decoded
+    through ``bin/decode`` with a bound of 3 tokens (the random LLM babbles into it)."""
+    root = tmp_path_factory.mktemp("decoded")
+    exp = make_tiny_exp(root, "hubert")
+    manifest = _test_cuts(root / "audio")
+    assert decode_bin.main(["--exp-dir", str(exp), "--test-sets", f"test-x={manifest}"]) == 0
+    return exp
+
+
+def _copy_exp(exp: Path, tmp_path: Path) -> tuple[Path, Path]:
+    copy = tmp_path / "exp"
+    shutil.copytree(exp, copy)
+    return copy, copy / "decode-best-avg1-beam1"
+
+
+def test_decode_records_manifest_and_bound_hits_for_scoring(decoded_exp: Path, tmp_path) -> None:
+    exp, out = _copy_exp(decoded_exp, tmp_path)
+    info = json.loads((out / "decode-info-test-x.json").read_text())
+    assert info["manifest"].endswith("cuts.jsonl.gz") and Path(info["manifest"]).is_absolute()
+    assert info["cut_ids"] == ["gone", "good-1", "good-2", "junk"]
+    assert set(info["bound_hits"]) <= {"good-1", "good-2"} and info["bound_hits"]
+    (record,) = score_decode_dir(exp, out)
+    assert record.bound_hits == len(info["bound_hits"]) and record.bad_cuts == 2
+
+
+def _recogs_blocks(path: Path) -> list[str]:
+    lines = path.read_text().splitlines(keepends=True)
+    return ["".join(lines[i : i + 2]) for i in range(0, len(lines), 2)]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda blocks: blocks[1:], "recogs-test-x.txt: 3 cuts, but "),
+        (
+            lambda blocks: blocks + ["zz:\tref=['A']\nzz:\thyp=['A']\n"],
+            "has 4: 1 cuts not in it (zz ...)",
+        ),
+    ],
+    ids=["a-cut-missing", "a-cut-added"],
+)
+def test_score_refuses_recogs_whose_cuts_differ_from_the_test_set(
+    decoded_exp: Path, tmp_path: Path, capsys: pytest.CaptureFixture, edit, message: str
+) -> None:
+    """7 or 9 results for an 8-cut set: one line naming the file, the wer file untouched."""
+    exp, out = _copy_exp(decoded_exp, tmp_path)
+    recogs = out / "recogs-test-x.txt"
+    recogs.write_text("".join(edit(_recogs_blocks(recogs))))
+    argv = ["--exp-dir", str(exp), "--decode-dir", str(out)]
+    assert score_bin.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert "cuts.jsonl.gz" in err and "--overwrite" in err
+    assert not (exp / "wer").exists() and not (out / "errs-test-x.txt").exists()
+
+
+@pytest.mark.parametrize("checkpoint", ["latest", "../../../x", "/abs/best"])
+def test_decode_rejects_a_bad_checkpoint_name_before_loading_models(
+    decoded_exp: Path, tmp_path: Path, capsys: pytest.CaptureFixture, checkpoint: str
+) -> None:
+    exp, _ = _copy_exp(decoded_exp, tmp_path)
+    before = sorted(p.relative_to(exp) for p in exp.rglob("*") if "log" not in p.parts)
+    with mock.patch("slamasr.models.build_model", side_effect=AssertionError("models loaded")):
+        code = decode_bin.main(["--exp-dir", str(exp), "--checkpoint", checkpoint])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert f"decode.checkpoint={checkpoint!r}: use best, last or step-N" in err
+    assert sorted(p.relative_to(exp) for p in exp.rglob("*") if "log" not in p.parts) == before
+
+
+def test_decode_without_an_exp_dir_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    missing = tmp_path / "exp" / "nope"
+    assert decode_bin.main(["--exp-dir", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no experiment dir {missing}") and err.count("\n") == 1
+    assert not (tmp_path / "exp").exists()

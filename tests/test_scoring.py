@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import sys
@@ -240,10 +241,22 @@ def test_wer_file_updated_in_place_not_duplicated(tmp_path: Path) -> None:
 
 
 def test_wer_record_line_round_trip() -> None:
-    rec = WerRecord("avg-5/beam-4", "test-other", 3.81, 12, 315, 1, 2, 9, 20, 1, 0)
+    rec = WerRecord("avg-5/beam-4", "test-other", 3.81, 12, 315, 1, 2, 9, 20, 1, 0, 3)
     line = rec.to_line()
-    assert line == "avg-5/beam-4\ttest-other\t3.81\t12\t315\t1\t2\t9\t20\t1\t0"
+    assert line == "avg-5/beam-4\ttest-other\t3.81\t12\t315\t1\t2\t9\t20\t1\t0\t3"
     assert WerRecord.from_line(line) == rec
+    unknown = dataclasses.replace(rec, bound_hits=None)
+    assert unknown.to_line().endswith("\t0\t-")
+    assert WerRecord.from_line(unknown.to_line()) == unknown
+
+
+def test_wer_lines_of_older_versions_still_parse() -> None:
+    """A line written before the bound_hits column (11 fields) reads with bound_hits unknown."""
+    old = "avg-5/beam-4\ttest-other\t3.81\t12\t315\t1\t2\t9\t20\t1\t0"
+    rec = WerRecord.from_line(old)
+    assert (rec.hallucinations, rec.bound_hits) == (0, None) and rec.utterances == 20
+    with pytest.raises(ValueError, match="expected 12 tab-separated fields"):
+        WerRecord.from_line("avg-5/beam-4\ttest-other\t3.81\t12")
 
 
 def test_wer_file_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,8 +308,9 @@ def test_score_main_writes_all_files(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (decode / "wer-summary-other.txt").read_text() == "settings\tWER\navg-1/beam-4\t25.00\n"
     assert not (decode / "errs-clean.txt").exists()
     assert [(r.tag, r.test_set) for r in read_wer_file(exp / "wer")] == [("avg-1/beam-4", "other")]
-    with pytest.raises(FileNotFoundError):
-        score_bin.main(["--exp-dir", str(exp), "--decode-dir", str(decode), "--test-sets", "nope"])
+    args = ["--exp-dir", str(exp), "--decode-dir", str(decode), "--test-sets", "nope"]
+    assert score_bin.main(args) == 1
+    assert "no recogs file" in capsys.readouterr().err
 
 
 def test_text_norm_applied_to_ref_and_hyp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,3 +335,24 @@ def test_text_norm_with_the_real_text_module(tmp_path: Path) -> None:
     write_recogs(exp / "d" / "recogs-s.txt", [("u", ["hello", "World"], ["HELLO", "world"])])
     assert score_decode_dir(exp, exp / "d", text_norm="upper")[0].wer == 0.0
     assert score_decode_dir(exp, exp / "d", text_norm="lower")[0].wer == 0.0
+
+
+@pytest.mark.parametrize(
+    ("drop", "message"),
+    [
+        ("c2:\thyp=", "recogs-clean.txt:3: cut 'c2' has a ref line but no hyp line"),
+        ("c3:\tref=", "recogs-clean.txt:5: cut 'c3' has a hyp line but no ref line"),
+    ],
+)
+def test_score_names_the_file_and_line_of_a_lone_ref_or_hyp(
+    tmp_path: Path, capsys: pytest.CaptureFixture, drop: str, message: str
+) -> None:
+    exp = tmp_path / "exp" / "X"
+    decode = _make_decode_dir(exp)
+    recogs = decode / "recogs-clean.txt"
+    kept = [line for line in recogs.read_text().splitlines(True) if not line.startswith(drop)]
+    recogs.write_text("".join(kept))
+    assert score_bin.main(["--exp-dir", str(exp), "--decode-dir", str(decode)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (exp / "wer").exists()

@@ -160,3 +160,65 @@ def test_parse_options_config_is_an_ordinary_option_when_the_script_defines_it(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"config={yaml_file} stage=0 ")
+
+
+def test_collect_results_names_a_malformed_line_and_still_prints_the_rest(
+    two_exps: list[Path],
+) -> None:
+    """A damaged wer file: file:line on stderr, the other experiments' table, exit 1."""
+    broken = two_exps[1]
+    lines = broken.read_text().splitlines()
+    lines[2] = "beam4\ttest-other\tnot-a-number"
+    broken.write_text("\n".join(lines) + "\n")
+    old = two_exps[0].parent.parent / "old" / "wer"  # a wer file of the version before bound_hits
+    old.parent.mkdir()
+    old.write_text("beam4\ttest-clean\t4.00\t4\t100\t0\t0\t4\t10\t0\t0\n")
+    proc = _collect(*map(str, [*two_exps, old]))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"collect_results.py: skipped {broken}:3: expected 12 ")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stdout.splitlines() == [
+        "| experiment | tag | test-clean | test-other |",
+        "|---|---|---|---|",
+        "| old | beam4 | 4.00 | - |",
+        "| whisper_tiny | beam1 | 6.50 | 7.00 |",
+        "| whisper_tiny | beam4 | 5.00 | 9.00 |",
+    ]
+
+
+class _CaseTokenizer:
+    """3 tokens per upper-case word, 1 per lower-case word (a LLaMA tokenizer's pattern)."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [0 for w in text.split() for _ in range(3 if w.isupper() else 1)]
+
+    def __len__(self) -> int:
+        return 2
+
+
+def test_token_rate_counts_what_each_bound_cuts(tmp_path: Path, monkeypatch, capsys) -> None:
+    """20 words in 4 s (5 words/s): upper-case needs 61 tokens with EOS, over the old bound
+    max(16, ceil(8 x 4)) = 32 and within the new one; lower-case needs 21."""
+    sys.path.insert(0, str(TOOLS))
+    monkeypatch.setattr(sys, "path", sys.path)
+    import token_rate
+
+    utts = [token_rate.Utterance(" ".join(["word"] * 20), 4.0)]
+    upper = token_rate.measure_case(_CaseTokenizer(), utts, "upper", [5.0])
+    assert upper["tokens_per_word"] == 3.0 and upper["longest_tokens"] == 61
+    assert upper["measured"]["cut"] == {"old": 1, "new": 0}
+    assert upper["measured"]["tokens_per_second"] == 61 / 4
+    assert upper["at_words_per_second"]["5"]["cut"] == {"old": 1, "new": 0}
+    lower = token_rate.measure_case(_CaseTokenizer(), utts, "lower", [5.0])
+    assert lower["measured"]["cut"] == {"old": 0, "new": 0} and lower["tokens_per_word"] == 1.0
+    text = tmp_path / "text"
+    text.write_text("1089-134686-0000 HE HOPED THERE WOULD BE STEW\nplain line of text\n")
+    assert [u.text for u in token_rate.read_text(str(text))] == [
+        "HE HOPED THERE WOULD BE STEW",
+        "plain line of text",
+    ]
+    monkeypatch.setattr(token_rate, "load_tokenizer", lambda path: _CaseTokenizer())
+    assert token_rate.main(["--tokenizer", "x", "--text", str(text)]) == 0
+    out = capsys.readouterr().out
+    # 6 words at 2.7 words/s: 2.2 s, old bound 16 < 19 tokens
+    assert "| upper | 2.7 (assumed) | 3.00 / 3.00 | 8.1 / 8.1 | 1 / 0 of 2 |" in out

@@ -82,6 +82,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     if args.print_out_dir:
         return print_out_dir(args)
+    if not (args.exp_dir / "config.yaml").is_file():  # before anything is written there
+        what = "no experiment dir" if not args.exp_dir.is_dir() else "no config.yaml in"
+        print(
+            f"error: {what} {args.exp_dir} (cwd {Path.cwd()}): pass --exp-dir of a trained "
+            f"experiment (the dir holding config.yaml and checkpoints/)",
+            file=sys.stderr,
+        )
+        return 1
     info = dist_info_from_env()
     setup_logging(args.exp_dir / "log" / f"log-decode-{time_tag()}-{info.rank}", info.rank)
     try:

@@ -6,17 +6,20 @@ Usage:
 
 Reads ``<decode-dir>/recogs-<set>.txt`` (and ``bad-cuts-<set>.txt`` when present), writes
 ``<decode-dir>/errs-<set>.txt`` and ``wer-summary-<set>.txt``, and updates ``<exp-dir>/wer``
-(one line per decode tag and test set; see ``slamasr.scoring.WER_FILE_COLUMNS``).
+(one line per decode tag and test set; see ``slamasr.scoring.WER_FILE_COLUMNS``). Recogs
+whose cuts differ from those decoding read (``decode-info-<set>.json``), or a damaged recogs
+file, are refused with one line naming the file, and ``exp/X/wer`` is left as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Optional
 
-from slamasr.scoring import score_decode_dir
+from slamasr.scoring import ScoringInputError, score_decode_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
@@ -42,19 +45,25 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    """Score every requested test set and print its WER."""
+def main(argv: Optional[list[str]] = None) -> int:
+    """Score every requested test set and print its WER; returns the exit status."""
     logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
     args = get_parser().parse_args(argv)
-    records = score_decode_dir(args.exp_dir, args.decode_dir, args.test_sets, args.text_norm)
+    try:
+        records = score_decode_dir(args.exp_dir, args.decode_dir, args.test_sets, args.text_norm)
+    except (ScoringInputError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     for r in records:
+        hits = "unknown" if r.bound_hits is None else r.bound_hits
         print(
             f"{r.tag}\t{r.test_set}\tWER {r.wer:.2f}% [{r.errors} / {r.ref_words}, "
             f"{r.ins} ins, {r.dels} del, {r.subs} sub] utts {r.utterances} "
-            f"bad_cuts {r.bad_cuts} hallucinations {r.hallucinations}"
+            f"bad_cuts {r.bad_cuts} hallucinations {r.hallucinations} bound_hits {hits}"
         )
     logging.info("updated %s", args.exp_dir / "wer")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

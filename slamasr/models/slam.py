@@ -315,11 +315,15 @@ class SlamASR(nn.Module):
         word_prior_corrections: int = 0,
         word_prior_sound_alikes: int = 0,
         lm_rescore_weight: float = 0.0,
+        bound_hits: Optional[list[bool]] = None,
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
         Each utterance's hypothesis is bounded by its own
-        ``max(min_new_tokens_bound, ceil(duration * max_new_tokens_per_second))`` tokens.
+        ``max(min_new_tokens_bound, ceil(duration * max_new_tokens_per_second))`` tokens, EOS
+        included (:func:`new_token_bounds`). ``bound_hits``, when given, is extended with one
+        flag per utterance: True where the hypothesis returned ran into that bound without
+        an EOS, i.e. was cut (:func:`bound_hit_flags`); always False for ``search="ctc"``.
         ``search="native"`` runs :func:`slamasr.models.beam_search.beam_search` (the prompt
         once per utterance, each utterance stops at its bound); ``"hf"`` runs
         ``transformers``' ``generate`` to the batch's largest bound and cuts each row at its
@@ -367,7 +371,8 @@ class SlamASR(nn.Module):
             )
         if search == "ctc" and ctc_head == "char":
             texts = self.char_ctc.greedy(*self.encode(batch))
-            return [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+            ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+            return _with_bound_hits(ids, None, bound_hits)
         if search == "ctc":
             if self.projector.ctc is None:
                 raise ValueError(
@@ -376,7 +381,8 @@ class SlamASR(nn.Module):
                 )
             speech, lengths = self.embed_speech(batch)
             embedding = self.llm.get_input_embeddings().weight
-            return self.projector.ctc.greedy(speech, lengths, embedding)
+            ids = self.projector.ctc.greedy(speech, lengths, embedding)
+            return _with_bound_hits(ids, None, bound_hits)
         bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
         frames, frame_lengths = self.encode(batch)
         speech, lengths = self.project(frames, frame_lengths)
@@ -438,8 +444,8 @@ class SlamASR(nn.Module):
                 nbest=lm_rescore_weight > 0,
             )
             if lm_rescore_weight > 0:
-                return self.rescore_nbest(found, lm_rescore_weight)
-            return found
+                found = self.rescore_nbest(found, lm_rescore_weight)
+            return _with_bound_hits(found, bounds, bound_hits)
         if search != "hf":
             raise ValueError(f"search={search!r}; choose native, hf or ctc")
         from transformers import GenerationConfig
@@ -455,7 +461,8 @@ class SlamASR(nn.Module):
             repetition_penalty=repetition_penalty,
         )
         out = self.llm.generate(**inputs, generation_config=gen_cfg)  # (B, <= max_new)
-        return [cut_at_eos(row.tolist(), eos)[:bound] for row, bound in zip(out, bounds)]
+        ids = [cut_at_eos(row.tolist(), eos)[:bound] for row, bound in zip(out, bounds)]
+        return _with_bound_hits(ids, bounds, bound_hits)
 
     def char_labels(self) -> CTCLabels:
         """How each LLM token spells in the character head's classes (built once)."""
@@ -542,12 +549,31 @@ class SlamASR(nn.Module):
 
 
 def new_token_bounds(batch: dict[str, Any], per_second: float, min_bound: int) -> list[int]:
-    """Per-utterance cap on generated tokens from audio duration."""
+    """Per-utterance cap on generated tokens (EOS included) from audio duration:
+    ``max(min_bound, ceil(duration * per_second))``; ``min_bound`` without durations."""
     durations = batch.get("durations")
     if durations is None:
         count = len(batch.get("cut_ids") or batch["texts"])
         return [min_bound] * count
     return [max(min_bound, math.ceil(float(d) * per_second)) for d in durations]
+
+
+def bound_hit_flags(ids: list[list[int]], bounds: Optional[list[int]]) -> list[bool]:
+    """Which hypotheses ran into their new-token bound: a bound counts the EOS, so a
+    hypothesis that ended with an EOS holds at most ``bound - 1`` tokens and one holding
+    ``bound`` (or more) was cut there. No bounds (a CTC probe): none hit."""
+    if bounds is None:
+        return [False] * len(ids)
+    return [len(hyp) >= bound for hyp, bound in zip(ids, bounds)]
+
+
+def _with_bound_hits(
+    ids: list[list[int]], bounds: Optional[list[int]], out: Optional[list[bool]]
+) -> list[list[int]]:
+    """Return ``ids``, extending ``out`` (when given) with :func:`bound_hit_flags`."""
+    if out is not None:
+        out.extend(bound_hit_flags(ids, bounds))
+    return ids
 
 
 def cut_at_eos(ids: list[int], eos: int) -> list[int]:

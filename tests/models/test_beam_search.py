@@ -8,8 +8,9 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+from slamasr.decoding_config import DecodeConfig
 from slamasr.models.beam_search import CTCPrefixScorer, beam_search
-from slamasr.models.slam import pad_sequences
+from slamasr.models.slam import bound_hit_flags, new_token_bounds, pad_sequences
 from tests.helpers import ctc_paths
 
 VOCAB, EOS = 12, 3
@@ -297,3 +298,57 @@ def test_ctc_proposals_reach_tokens_outside_the_llm_pre_beam(llm) -> None:
         everything = torch.arange(VOCAB).repeat(5, 1)
         got = batched(llm, seqs, [6] * 5, 3, ctc_extra=everything, ctc_pre_beam=2, **kwargs)
         assert got == batched(llm, seqs, [6] * 5, 3, ctc_pre_beam=VOCAB - 1, **kwargs)
+
+
+# --------------------------------------------------------------------------- the token bound
+
+
+def _scripted_step(width: int, scripts: dict[int, list[int]]):
+    """A step function that answers with the scripted token of each utterance (the LLM is
+    not run; its cache stays empty): ``scripts[padding] = tokens``, then EOS. Utterances are
+    told apart by their left padding (distinct prompt lengths), steps by the mask's width."""
+
+    def step(embeds, mask, positions, cache):
+        t = mask.shape[1] - width  # tokens generated so far
+        logits = torch.zeros(mask.shape[0], VOCAB)
+        for row, pad in enumerate((mask == 0).sum(1).tolist()):
+            script = scripts[pad]
+            logits[row, script[t] if t < len(script) else EOS] = 20.0
+        return logits
+
+    return step
+
+
+@pytest.fixture(scope="module")
+def long_llm() -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+        eos_token_id=EOS, attn_implementation="eager",
+    )  # fmt: skip
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_default_bound_keeps_fast_speech_and_counts_what_it_cuts(long_llm) -> None:
+    """The default bound (decode.*) never cuts LibriSpeech-like speech, even fast, dense
+    upper-case: 16 words in 3.2 s and 170 words in 34 s (5 words/s) at 3.15 LLaMA tokens per
+    word (denser than the densest 1% of 20-word utterances, 3.0, ``tools/token_rate.py``) need
+    51 and 536 tokens, over the old bound ``max(16, ceil(8 x seconds))`` (26, 272). An
+    endless hypothesis stops at its bound and is flagged as a bound hit; the finished ones
+    are not."""
+    needs = {3.2: 51, 34.0: 536, 1.0: 10_000}  # seconds -> tokens (the last: a loop)
+    scripts = [[4 + (t * 5 + i) % 8 for t in range(n)] for i, n in enumerate(needs.values())]
+    seqs = prompts(5, [4, 5, 6])  # distinct lengths: left padding 2, 1, 0 tells them apart
+    cfg = DecodeConfig()
+    bounds = new_token_bounds(
+        {"durations": torch.tensor(list(needs))},
+        cfg.max_new_tokens_per_second,
+        cfg.min_new_tokens_bound,
+    )
+    step = _scripted_step(6, {2: scripts[0], 1: scripts[1], 0: scripts[2]})
+    found = batched(long_llm, seqs, bounds, 2, step_fn=step)
+    assert found[0] == scripts[0] and found[1] == scripts[1]  # not truncated
+    assert found[2] == scripts[2][: bounds[2]] and bounds[2] == cfg.min_new_tokens_bound
+    assert bound_hit_flags(found, bounds) == [False, False, True]
+    assert bound_hit_flags(found, None) == [False] * 3  # no bound (CTC probe): no hits

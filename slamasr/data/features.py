@@ -107,8 +107,9 @@ def compute_features(
         allow_command_sources: read recordings with command/url audio sources (refused
             otherwise, see ``slamasr.data.manifests.load_cuts``).
 
-    Cut ids never name files here: ``LilcomChunkyWriter`` stores every cut in one file per
-    job (``<name>_<kind>.lca``) and keys a cut by its byte offsets.
+    Cut ids never name files here: Lhotse keys each stored array by a fresh uuid4, and
+    ``LilcomChunkyWriter`` keeps them all in one file per job (``<name>_<kind>.lca``),
+    addressed by byte offsets (tests/test_encoder_cache.py feeds it ``..``/absolute ids).
 
     Returns:
         Path of the cut manifest with features.

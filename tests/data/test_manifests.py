@@ -1,4 +1,5 @@
-"""Manifests: LibriSpeech recipe on a fake tree, fast download failure, Kaldi dir, TSV list."""
+"""Manifests: LibriSpeech recipe on a fake tree, fast download failure, Kaldi dir, TSV list,
+command/url audio sources refused without running them, the shuffled train-960."""
 
 import time
 from pathlib import Path

@@ -25,6 +25,8 @@ from tqdm import tqdm
 
 from slamasr.data.config import DataConfig
 from slamasr.data.dataset import build_dataloader
+from slamasr.data.ids import storage_key
+from slamasr.data.manifests import load_cuts
 from slamasr.models.config import EncoderConfig
 from slamasr.models.encoders import build_encoder
 
@@ -71,7 +73,8 @@ def encode_batches(encoder, loader, storage: NumpyFilesWriter, autocast: bool) -
         frames = frames.float().cpu().numpy().astype(np.float16)
         for i, cut_id in enumerate(batch["cut_ids"]):
             arr = frames[i, : int(lengths[i])]  # (T_i, D)
-            result[cut_id] = (arr.shape, storage.write(cut_id, arr))
+            # the file is named by a safe key, never by the id (ids are data, not paths)
+            result[cut_id] = (arr.shape, storage.write(storage_key(cut_id), arr))
     return result
 
 
@@ -90,6 +93,7 @@ def _encode_shard(
     """
     torch.set_num_threads(threads)
     wanted = set(cut_ids)
+    # the parent checked the manifest's audio sources (load_cuts) before starting workers
     cuts = CutSet.from_cuts(c for c in load_manifest_lazy(cuts_path) if c.id in wanted)
     encoder = build_encoder(encoder_cfg)
     loader = build_dataloader(cuts, data_cfg, train=False)
@@ -169,7 +173,7 @@ def compute_encoder_cache(
     if num_jobs < 1:
         raise ValueError(f"num_jobs={num_jobs} must be >= 1")
     out_dir.mkdir(parents=True, exist_ok=True)
-    cuts = load_manifest_lazy(cuts_path)
+    cuts = load_cuts(cuts_path, allow_command_sources=data_cfg.allow_command_sources)
     cfg = replace(data_cfg, max_duration=max_duration, decode_sort_by_duration=True)
     start = time.time()
     tmp_path = out_path.with_name(out_path.name + ".tmp.jsonl.gz")

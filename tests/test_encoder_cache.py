@@ -114,3 +114,32 @@ def test_parallel_build_equals_serial_build(setup, tmp_path: Path) -> None:
         np.testing.assert_allclose(one.load_features(), two.load_features(), rtol=2e-2, atol=2e-2)
     with pytest.raises(ValueError, match="num_jobs=0"):
         compute_encoder_cache(feats, tmp_path / "c", enc_cfg, data_cfg, num_jobs=0)
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def test_cut_ids_never_become_paths(setup, tmp_path: Path) -> None:
+    """Ids with '..', an absolute path or separators: every file lands in the output dirs."""
+    _, enc_cfg, data_cfg = setup
+    work = tmp_path / "a" / "b" / "c"  # deep enough for ../../../ to stay inside tmp_path
+    absolute = str(tmp_path / "abs" / "evil")
+    hostile = ["../../../escaped", absolute, "x/y/z", "..", "normal-id"]
+    cuts = [
+        _cut(tmp_path / f"u{i}.wav", 0.5 + 0.2 * i, f"word {i}").with_id(cut_id)
+        for i, cut_id in enumerate(hostile)
+    ]
+    CutSet.from_cuts(cuts).to_file(tmp_path / "hostile_cuts.jsonl.gz")
+    before = _files(tmp_path)
+    feats = compute_features(tmp_path / "hostile_cuts.jsonl.gz", work / "mel", "whisper_mel")
+    out = compute_encoder_cache(feats, work / "enc", enc_cfg, data_cfg, bf16=False)
+    created = _files(tmp_path) - before
+    outside = [p for p in created if work not in p.parents]
+    assert not outside, outside
+    assert not (tmp_path / "abs").exists() and not list(tmp_path.rglob("escaped*"))
+    cached = {c.id: c for c in load_manifest(out)}
+    assert sorted(cached) == sorted(hostile)
+    for cut_id, cut in cached.items():  # each id has its own, readable array
+        assert cut.load_features().shape[0] == cut.features.num_frames > 0, cut_id
+    assert len({c.features.storage_key for c in cached.values()}) == len(hostile)

@@ -17,6 +17,7 @@ import sys
 import torch
 
 from slamasr.config import ConfigError, load_config
+from slamasr.data.manifests import UnsafeManifestError
 from slamasr.encoder_cache import compute_encoder_cache
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,12 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--num-jobs", type=int, default=1, help="encoder processes, sharing the threads"
     )
+    parser.add_argument(
+        "--allow-command-sources",
+        action="store_true",
+        help="read recordings whose audio comes from a shell command or a URL "
+        "(= data.allow_command_sources=true)",
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     return parser
 
@@ -47,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = get_parser().parse_args(argv)
     overrides = [f"data.input_kind={args.input_kind}", *args.overrides]
+    if args.allow_command_sources:
+        overrides.append("data.allow_command_sources=true")
     try:
         cfg = load_config(args.config, overrides)
     except ConfigError as e:
@@ -55,15 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     for cuts in args.cuts:
-        compute_encoder_cache(
-            cuts,
-            args.out_dir,
-            cfg.model.encoder,
-            cfg.data,
-            args.max_duration,
-            not args.fp32,
-            num_jobs=args.num_jobs,
-        )
+        try:
+            compute_encoder_cache(
+                cuts,
+                args.out_dir,
+                cfg.model.encoder,
+                cfg.data,
+                args.max_duration,
+                not args.fp32,
+                num_jobs=args.num_jobs,
+            )
+        except (FileNotFoundError, UnsafeManifestError) as e:
+            log.error("%s", e)
+            return 1
     return 0
 
 

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from slamasr.data.features import FEATURE_KINDS, compute_features
+from slamasr.data.manifests import UnsafeManifestError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
@@ -24,6 +25,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--kind", choices=FEATURE_KINDS, default="whisper_mel")
     parser.add_argument("--n-mels", type=int, choices=(80, 128), default=80)
     parser.add_argument("--num-jobs", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--allow-command-sources",
+        action="store_true",
+        help="read recordings whose audio comes from a shell command or a URL (trusted input)",
+    )
     return parser
 
 
@@ -31,7 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
     args = get_parser().parse_args(argv)
     for cuts in args.cuts:
-        out = compute_features(cuts, args.out_dir, args.kind, args.n_mels, args.num_jobs)
+        try:
+            out = compute_features(
+                cuts,
+                args.out_dir,
+                args.kind,
+                args.n_mels,
+                args.num_jobs,
+                allow_command_sources=args.allow_command_sources,
+            )
+        except (FileNotFoundError, UnsafeManifestError) as e:
+            print(f"compute_features: {e}", file=sys.stderr)
+            return 1
         logging.info("wrote %s", out)
     return 0
 

@@ -34,6 +34,13 @@ class DataConfig:
         decode_sort_by_duration: decoding batches are built from cuts sorted by duration
             (less padding); results are written sorted by cut id anyway.
         buffer_size: cuts held by DynamicBucketingSampler for bucketing/shuffling.
+        max_chars_per_second: training cuts whose normalized transcript has more characters
+            per second of audio are skipped (``too_many_chars_per_second``; 0 = no limit). LibriSpeech
+            speaks ~2.7-2.85 words/s, i.e. ~15 chars/s at ~5.4 chars per word with its space;
+            fast speech reaches ~25-30: 100 is ~4x the fastest realistic rate, so only
+            transcripts that cannot belong to the audio (misaligned or absurd) are dropped.
+        allow_command_sources: read manifests whose recordings have ``command`` (shell
+            command run on read) or ``url`` audio sources; refused by default.
     """
 
     train_cuts: str = ""
@@ -53,6 +60,8 @@ class DataConfig:
     min_encoder_frames: int = 5
     decode_sort_by_duration: bool = True
     buffer_size: int = 20000
+    max_chars_per_second: float = 100.0
+    allow_command_sources: bool = False
 
     def validate(self) -> None:
         """Check values without touching any file."""
@@ -68,6 +77,10 @@ class DataConfig:
             raise ValueError(f"data.n_mels={self.n_mels}; Whisper uses 80 or 128")
         if self.num_workers < 0 or self.num_buckets < 1 or self.min_encoder_frames < 1:
             raise ValueError("data.num_workers >= 0, num_buckets >= 1, min_encoder_frames >= 1")
+        if self.max_chars_per_second < 0:
+            raise ValueError(
+                f"data.max_chars_per_second={self.max_chars_per_second}: use > 0, or 0 for no limit"
+            )
         if self.max_audio_seconds <= self.min_audio_seconds:
             raise ValueError(
                 f"data.max_audio_seconds={self.max_audio_seconds} must exceed "

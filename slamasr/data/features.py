@@ -30,7 +30,7 @@ from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, WhisperFbank
 from lhotse.features.base import FeatureExtractor
 from lhotse.features.whisper_fbank import WhisperFbankConfig
 
-from slamasr.data.manifests import resample_cut
+from slamasr.data.manifests import load_cuts, resample_cut
 
 FEATURE_KINDS = ("whisper_mel", "fbank")
 FRAME_SHIFT_SECONDS = 0.01  # 100 frames per second for both kinds
@@ -87,6 +87,7 @@ def compute_features(
     n_mels: int = 80,
     num_jobs: int = 1,
     worker_threads: int = 1,
+    allow_command_sources: bool = False,
 ) -> Path:
     """Compute and store features for a cut manifest (skipped if the output exists).
 
@@ -103,6 +104,12 @@ def compute_features(
             (``python -m slamasr.bin.benchmark_features``, docs/benchmark.md).
         worker_threads: torch threads of each worker when ``num_jobs`` > 1; 0 leaves
             torch's default.
+        allow_command_sources: read recordings with command/url audio sources (refused
+            otherwise, see ``slamasr.data.manifests.load_cuts``).
+
+    Cut ids never name files here: Lhotse keys each stored array by a fresh uuid4, and
+    ``LilcomChunkyWriter`` keeps them all in one file per job (``<name>_<kind>.lca``),
+    addressed by byte offsets (tests/test_encoder_cache.py feeds it ``..``/absolute ids).
 
     Returns:
         Path of the cut manifest with features.
@@ -118,7 +125,7 @@ def compute_features(
         logging.info("%s exists; skipping feature extraction", cuts_out)
         return cuts_out
     extractor = make_extractor(kind, n_mels)
-    cuts = CutSet.from_file(cuts_in).map(resample_cut)
+    cuts = load_cuts(cuts_in, allow_command_sources).to_eager().map(resample_cut)
     logging.info("computing %s for %d cuts of %s", suffix, len(cuts), cuts_in)
     executor, threads = None, torch.get_num_threads()
     if num_jobs > 1:

@@ -3,14 +3,20 @@
 ``filter_cuts_for_training(cuts, cfg)`` wraps ``cuts.filter(...)`` (lazy; runs as the
 sampler reads cuts) with a ``CutFilter`` that checks manifest metadata only (no file I/O):
 
-=================  ==========================================================
-empty_text         transcript empty after ``normalize_text(text, cfg.text_norm)``
-too_short          duration < ``cfg.min_audio_seconds`` (less than one projector frame)
-too_long           duration > ``cfg.max_audio_seconds`` (Whisper takes 30 s)
-too_few_frames     encoder_cache cut with fewer frames than ``cfg.min_encoder_frames`` (k)
-no_features        whisper_mel/fbank/encoder_cache cut without stored features
-no_recording       audio cut without a recording
-=================  ==========================================================
+=========================  ==========================================================
+empty_text                 transcript empty after ``normalize_text(text, cfg.text_norm)``
+too_short                  duration < ``cfg.min_audio_seconds`` (less than one projector
+                           frame)
+too_long                   duration > ``cfg.max_audio_seconds`` (Whisper takes 30 s)
+too_many_chars_per_second  normalized transcript longer than ``cfg.max_chars_per_second``
+                           characters per second of audio (100: ~4x the fastest real
+                           speech): a transcript that cannot belong to its audio, and
+                           that would make every step slow
+too_few_frames             encoder_cache cut with fewer frames than
+                           ``cfg.min_encoder_frames`` (k)
+no_features                whisper_mel/fbank/encoder_cache cut without stored features
+no_recording               audio cut without a recording
+=========================  ==========================================================
 
 Unreadable files are caught later by the dataset (``bad_cut_ids`` in each batch).
 Counts are of distinct cut ids, so they do not grow with the number of epochs.
@@ -69,13 +75,26 @@ class FilterReport:
         logging.log(level, "training data filter: %s", self.summary())
 
 
+def too_many_chars(cut, text: str, max_chars_per_second: float) -> bool:
+    """True when ``text`` has more than ``max_chars_per_second`` characters per audio second.
+
+    A limit of 0 disables the check.
+    """
+    if max_chars_per_second <= 0 or cut.duration <= 0:
+        return False
+    return len(text) > max_chars_per_second * cut.duration
+
+
 def cut_problems(cut, cfg: DataConfig) -> list[str]:
     """Every problem kind of ``cut`` for training (manifest metadata only, no file I/O)."""
     found = []
-    if not cut_text(cut, cfg.text_norm):
+    text = cut_text(cut, cfg.text_norm)
+    if not text:
         found.append("empty_text")
     if cut.duration < cfg.min_audio_seconds:
-        found.append("too_short")
+        found.append("too_short")  # too short to measure a speaking rate, too
+    elif too_many_chars(cut, text, cfg.max_chars_per_second):
+        found.append("too_many_chars_per_second")
     if cut.duration > cfg.max_audio_seconds:
         found.append("too_long")
     if cfg.input_kind == "audio":
@@ -108,7 +127,11 @@ class CutFilter:
             return True
         if self.report.add(problem, cut.id):
             logging.warning(
-                "skipping cut %s for training: %s (%.2f s)", cut.id, problem, cut.duration
+                "skipping cut %s for training: %s (%.2f s, %d transcript characters)",
+                cut.id,
+                problem,
+                cut.duration,
+                len(cut_text(cut, self.cfg.text_norm)),
             )
         return False
 
@@ -118,8 +141,8 @@ def filter_cuts_for_training(cuts: CutSet, cfg: DataConfig) -> tuple[CutSet, Fil
 
     Args:
         cuts: Training cuts.
-        cfg: The data config (text_norm, min/max_audio_seconds, input_kind,
-            min_encoder_frames).
+        cfg: The data config (text_norm, min/max_audio_seconds, max_chars_per_second,
+            input_kind, min_encoder_frames).
 
     Returns:
         (filtered cuts, report). Call ``report.log_summary()`` e.g. at the end of an epoch.

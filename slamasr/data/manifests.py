@@ -6,16 +6,28 @@ Files written (LibriSpeech, one set per part)::
     <out>/librispeech_supervisions_<part>.jsonl.gz  (Lhotse's recipe)
     <out>/librispeech_cuts_<part>.jsonl.gz          (CutSet.from_manifests)
 
+    <out>/librispeech_cuts_train-960.jsonl.gz       (train parts, shuffled: shuffle_combine)
+
 A cut covering one utterance has the utterance's id. Cuts are read back lazily
 (``load_cuts``). Recordings not at 16 kHz get a resampling transform
 (``cut.resample(16000)``), applied when audio is loaded.
+
+Audio source policy: a Lhotse recording source of type ``command`` runs a shell command
+when its audio is read, and ``url`` fetches from the network. ``load_cuts`` (every
+manifest-reading entry point goes through it) refuses manifests holding such sources unless
+the user opts in (``allow_command_sources=True``; ``data.allow_command_sources: true``;
+``--allow-command-sources``). The check reads the manifest's text; it runs nothing.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
+import os
+import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
@@ -35,16 +47,118 @@ LIBRISPEECH_PARTS = (
 )
 
 
+REFUSED_SOURCE_TYPES = {"command": "run a shell command", "url": "fetch a URL"}  # when read
+_SOURCE_HINTS = ("command", "url", "\\")  # a refused type is spelled out or \u-escaped
+
+
 class CorpusDownloadError(RuntimeError):
     """The corpus could not be downloaded; the message says where to place it instead."""
 
 
-def load_cuts(path: str | Path) -> CutSet:
-    """Open a CutSet manifest lazily (jsonl/jsonl.gz); raise FileNotFoundError if absent."""
+class UnsafeManifestError(ValueError):
+    """A manifest holds audio sources that would run a command or fetch a URL when read."""
+
+
+def manifest_lines(path: str | Path) -> Iterator[str]:
+    """The non-blank lines of a jsonl or jsonl.gz manifest, one JSON object each."""
+    path = Path(path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield line
+
+
+def _refused_sources(item, refused: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """(recording id, source type) of every refused audio source anywhere in ``item``."""
+    if isinstance(item, dict):
+        sources = item.get("sources")
+        if isinstance(sources, list):
+            for src in sources:
+                if isinstance(src, dict) and src.get("type") in refused:
+                    yield str(item.get("id", "?")), str(src["type"])
+        for value in item.values():
+            yield from _refused_sources(value, refused)
+    elif isinstance(item, list):
+        for value in item:
+            yield from _refused_sources(value, refused)
+
+
+def check_audio_sources(path: str | Path, allow_command_sources: bool = False) -> None:
+    """Refuse a manifest whose recordings have ``command`` or ``url`` audio sources.
+
+    Only lines that could hold such a source (containing ``command``, ``url`` or a JSON
+    escape) are parsed, so a 281k-cut manifest is checked in seconds. Nothing is run.
+
+    Args:
+        path: A jsonl(.gz) manifest of cuts or recordings.
+        allow_command_sources: The user's opt-in: accept every source type.
+
+    Raises:
+        UnsafeManifestError: naming the cut, the recording, the source type and the manifest.
+    """
+    if allow_command_sources:
+        return
+    for lineno, line in enumerate(manifest_lines(path), 1):
+        if not any(hint in line for hint in _SOURCE_HINTS):
+            continue
+        item = json.loads(line)
+        for rec_id, kind in _refused_sources(item, REFUSED_SOURCE_TYPES):
+            raise UnsafeManifestError(
+                f"{path}:{lineno}: cut {item.get('id', '?')!r} (recording {rec_id!r}) has a "
+                f"{kind!r} audio source, which would {REFUSED_SOURCE_TYPES[kind]} when read"
+                "; refused. If you trust this manifest, pass --allow-command-sources "
+                "(config: data.allow_command_sources=true)"
+            )
+
+
+def load_cuts(path: str | Path, allow_command_sources: bool = False) -> CutSet:
+    """Open a CutSet manifest lazily (jsonl/jsonl.gz) after checking its audio sources.
+
+    Args:
+        path: The manifest.
+        allow_command_sources: Accept ``command``/``url`` audio sources (see the module doc).
+
+    Raises:
+        FileNotFoundError: the manifest does not exist.
+        UnsafeManifestError: it holds command/url sources and no opt-in was given.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"cut manifest not found: {path}")
+    check_audio_sources(path, allow_command_sources)
     return CutSet.from_jsonl_lazy(path)
+
+
+def shuffle_combine(inputs: Sequence[str | Path], output: str | Path, seed: int = 42) -> int:
+    """Concatenate manifests and write their cuts in one seeded random order.
+
+    Like icefall's ``train-all-shuf``: LibriSpeech's train-960 is clean-100, clean-360 and
+    other-500 in that order, and a sampler that shuffles within a buffer of 20k cuts would
+    see half an epoch of clean speech, then other. The lines are shuffled as text (no cut is
+    parsed), so 281k cuts take a few hundred MB at most. Written atomically.
+
+    Args:
+        inputs: jsonl(.gz) manifests.
+        output: The combined manifest (``.jsonl.gz`` is gzipped).
+        seed: Seed of the permutation (same inputs + seed -> same file).
+
+    Returns:
+        The number of cuts written.
+    """
+    lines = [ln if ln.endswith("\n") else ln + "\n" for p in inputs for ln in manifest_lines(p)]
+    random.Random(seed).shuffle(lines)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + f".tmp{os.getpid()}")
+    opener = gzip.open if output.name.endswith(".gz") else open
+    try:
+        with opener(tmp, "wt", encoding="utf-8") as f:
+            f.writelines(lines)
+        tmp.replace(output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return len(lines)
 
 
 def resample_cut(cut, sample_rate: int = SAMPLE_RATE):

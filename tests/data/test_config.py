@@ -9,6 +9,7 @@ def test_defaults_are_valid_and_paper_like() -> None:
     cfg = DataConfig()
     cfg.validate()
     assert (cfg.batch_size, cfg.max_audio_seconds, cfg.n_mels) == (4, 30.0, 80)
+    assert not cfg.allow_command_sources  # manifests with command/url sources are refused
 
 
 @pytest.mark.parametrize(
@@ -20,6 +21,7 @@ def test_defaults_are_valid_and_paper_like() -> None:
         ({"n_mels": 64}, "n_mels"),
         ({"min_encoder_frames": 0}, "min_encoder_frames"),
         ({"max_audio_seconds": 0.05}, "max_audio_seconds"),
+        ({"max_chars_per_second": -1.0}, "max_chars_per_second"),
     ],
 )
 def test_bad_values_are_rejected_with_the_key_named(kwargs: dict, message: str) -> None:

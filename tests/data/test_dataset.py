@@ -170,7 +170,13 @@ def test_encoder_cache_cuts_shorter_than_one_projector_frame_are_skipped(good_cu
     cuts = CutSet.from_cuts(
         attach_encoder_cache(c, tmp_path / "enc", n) for c, n in zip(good_cuts, [4, 5, 30])
     )
-    cfg = DataConfig(input_kind="encoder_cache", min_encoder_frames=5, min_audio_seconds=0.0)
+    # 20 characters on 0.08-0.1 s of synthetic frames: only the frame count is tested here
+    cfg = DataConfig(
+        input_kind="encoder_cache",
+        min_encoder_frames=5,
+        min_audio_seconds=0.0,
+        max_chars_per_second=0,
+    )
     filtered, report = filter_cuts_for_training(cuts, cfg)
     assert len(filtered.to_eager()) == 2
     assert list(report.skipped) == ["too_few_frames"]
@@ -199,3 +205,29 @@ def test_training_with_no_usable_cut_is_a_clear_error() -> None:
     cfg = DataConfig(input_kind="audio", max_duration=10, num_buckets=2, max_audio_seconds=1.0)
     with pytest.raises(ValueError, match="no usable training cuts.*too_long=3"):
         build_dataloader(cuts, cfg, train=True)
+
+
+def test_training_filter_drops_absurd_transcripts_and_counts_them(tmp_path: Path, caplog):
+    """5,000 characters on 3 s of audio cannot be its transcript (and would make steps slow)."""
+
+    def cut(name: str, text: str):
+        return make_cut(write_audio(tmp_path / f"{name}.wav", 3.0), text, cut_id=name)
+
+    cuts = CutSet.from_cuts(
+        [
+            cut("normal", "he hoped there would be stew for dinner turnips and carrots"),
+            cut("absurd", "a" * 5000),
+            cut("fast", "b" * 299),  # 99.7 characters per second: under the limit
+        ]
+    )
+    cfg = DataConfig(input_kind="audio")
+    assert cfg.max_chars_per_second == 100.0
+    filtered, report = filter_cuts_for_training(cuts, cfg)
+    with caplog.at_level(logging.WARNING):
+        assert sorted(filtered.ids) == ["fast", "normal"]
+    assert (
+        "skipping cut absurd for training: too_many_chars_per_second (3.00 s, 5000" in caplog.text
+    )
+    assert report.summary() == "skipped 1 of 3 cuts seen: too_many_chars_per_second=1"
+    off, _ = filter_cuts_for_training(cuts, DataConfig(input_kind="audio", max_chars_per_second=0))
+    assert sorted(off.ids) == ["absurd", "fast", "normal"]

@@ -1,4 +1,5 @@
-"""Manifests: LibriSpeech recipe on a fake tree, fast download failure, Kaldi dir, TSV list."""
+"""Manifests: LibriSpeech recipe on a fake tree, fast download failure, Kaldi dir, TSV list,
+command/url audio sources refused without running them, the shuffled train-960."""
 
 import time
 from pathlib import Path
@@ -93,3 +94,115 @@ def test_tsv_list_to_cuts_skips_unreadable_files(tmp_path: Path):
     out = tmp_path / "cuts.jsonl.gz"
     assert prepare_data_dir.main(["--tsv", str(tsv), "--output", str(out)]) == 0
     assert len(load_cuts(out)) == 2
+
+
+# ------------------------------------------------------------------ command/url audio sources
+
+
+def _command_source_manifest(tmp_path: Path, marker: Path, kind: str = "command") -> Path:
+    """A manifest whose 2nd cut reads its audio through a command that creates ``marker``."""
+    from lhotse import CutSet
+    from lhotse.audio import AudioSource
+
+    from tests.data.conftest import make_cut
+
+    cuts = [make_cut(write_audio(tmp_path / f"u{i}.wav", 0.5), "a fine text") for i in range(3)]
+    wav = cuts[1].recording.sources[0].source
+    source = f"touch {marker} && cat {wav}" if kind == "command" else f"http://127.0.0.1:9/{wav}"
+    cuts[1].recording.sources = [AudioSource(type=kind, channels=[0], source=source)]
+    path = tmp_path / "foreign_cuts.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["command", "url"])
+def test_load_cuts_refuses_command_and_url_sources_without_running_them(tmp_path, kind):
+    from slamasr.data.manifests import UnsafeManifestError
+
+    marker = tmp_path / "command_ran"
+    path = _command_source_manifest(tmp_path, marker, kind)
+    with pytest.raises(UnsafeManifestError) as err:
+        load_cuts(path)
+    msg = str(err.value)
+    assert str(path) in msg and "'u1'" in msg and f"{kind!r} audio source" in msg
+    assert "--allow-command-sources" in msg and "data.allow_command_sources=true" in msg
+    assert not marker.exists()
+
+
+def test_command_sources_run_only_after_the_opt_in(tmp_path: Path) -> None:
+    marker = tmp_path / "command_ran"
+    cuts = load_cuts(_command_source_manifest(tmp_path, marker), allow_command_sources=True)
+    assert not marker.exists()  # loading reads metadata only ...
+    assert {c.id: c for c in cuts}["u1"].load_audio().shape == (1, 8000)
+    assert marker.exists()  # ... and the source really is a command that creates the marker
+
+
+def test_an_escaped_source_type_is_refused_too(tmp_path: Path) -> None:
+    """JSON may spell "command" as "\\u0063ommand"; the check parses such lines."""
+    import gzip
+
+    from slamasr.data.manifests import UnsafeManifestError
+
+    marker = tmp_path / "ran"
+    path = _command_source_manifest(tmp_path, marker)
+    with gzip.open(path, "rt") as f:
+        text = f.read().replace('"type": "command"', '"type": "\\u0063ommand"')
+    assert "command" not in text and "url" not in text
+    escaped = tmp_path / "escaped_cuts.jsonl"
+    escaped.write_text(text.replace(str(marker), "/nonexistent/m"))
+    with pytest.raises(UnsafeManifestError, match="'u1'"):
+        load_cuts(escaped)
+
+
+@pytest.mark.parametrize("tool", ["validate_data", "compute_features"])
+def test_entry_points_refuse_command_sources_with_one_line(tmp_path, capsys, tool):
+    from slamasr.bin import compute_features, validate_data
+
+    marker = tmp_path / "command_ran"
+    path = _command_source_manifest(tmp_path, marker)
+    if tool == "validate_data":
+        rc = validate_data.main(["--cuts", str(path), "--num-jobs", "1"])
+    else:
+        rc = compute_features.main(["--cuts", str(path), "--out-dir", str(tmp_path / "f")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "'command' audio source" in err
+    assert "Traceback" not in err and not marker.exists()
+
+
+# ------------------------------------------------------------------ shuffled train-960
+
+
+def test_combined_train_manifest_is_mixed_not_part_after_part(tmp_path: Path) -> None:
+    from lhotse import CutSet, Recording
+    from lhotse.audio import AudioSource
+    from lhotse.testing.dummies import dummy_cut
+
+    from slamasr.bin import combine_cuts
+
+    def file_cut(i: int):  # metadata only (Lhotse's dummy recording is a command source)
+        src = AudioSource(type="file", channels=[0], source=f"/corpus/{i}.flac")
+        rec = Recording(f"rec{i}", [src], sampling_rate=16000, num_samples=16000, duration=1.0)
+        return dummy_cut(i, recording=rec)
+
+    sizes = {"train-clean-100": 285, "train-clean-360": 1041, "train-other-500": 1487}  # /100
+    inputs, start = [], 0
+    for part, num in sizes.items():
+        inputs.append(tmp_path / f"librispeech_cuts_{part}.jsonl.gz")
+        cuts = [file_cut(start + i) for i in range(num)]
+        for cut in cuts:
+            cut.id = f"{part}-{cut.id}"
+        CutSet.from_cuts(cuts).to_file(inputs[-1])
+        start += num
+    out = tmp_path / "librispeech_cuts_train-960.jsonl.gz"
+    assert combine_cuts.main(["--output", str(out), *map(str, inputs)]) == 0
+    ids = [c.id for c in load_cuts(out)]
+    expected = [c.id for p in inputs for c in load_cuts(p)]
+    assert sorted(ids) == sorted(expected) and len(ids) == len(expected)  # nothing lost
+    other = [cid.startswith("train-other-500") for cid in ids]
+    overall = sum(other) / len(other)  # 0.53
+    for quarter in range(4):  # each quarter of the epoch holds its share of "other"
+        part = other[quarter * len(ids) // 4 : (quarter + 1) * len(ids) // 4]
+        assert abs(sum(part) / len(part) - overall) < 0.06, (quarter, sum(part) / len(part))
+    again = tmp_path / "again.jsonl.gz"
+    combine_cuts.main(["--output", str(again), *map(str, inputs)])
+    assert [c.id for c in load_cuts(again)] == ids  # seeded: the same order every time

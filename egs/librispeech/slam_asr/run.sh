@@ -72,11 +72,12 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     # shellcheck disable=SC2086
     python -m slamasr.bin.prepare_librispeech --corpus-dir "$dl_dir/LibriSpeech" \
       --output-dir $manifests --parts $parts --num-jobs "$nj"
-    if [ -n "$train_parts" ]; then
-      log "train-960 = $(echo $train_parts)"
-      lhotse combine $(cuts_of $manifests "" $train_parts) $(cuts_of $manifests "" train-960)
+    if [ -n "$train_parts" ]; then  # shuffled once: the parts are not read one after another
+      log "train-960 = $(echo $train_parts), shuffled"
+      python -m slamasr.bin.combine_cuts --output $(cuts_of $manifests "" train-960) \
+        $(cuts_of $manifests "" $train_parts)
     fi
-    python -m slamasr.bin.validate_data --cuts $(cuts_of $manifests "" $parts) \
+    python -m slamasr.bin.validate_data --num-jobs "$nj" --cuts $(cuts_of $manifests "" $parts) \
       > $manifests/validation.txt || log "some cuts have problems: see $manifests/validation.txt"
     touch $manifests/.done
   fi
@@ -96,7 +97,8 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
         python -m slamasr.bin.compute_features --cuts $(cuts_of $manifests "" $parts) \
           --out-dir "$feat_dir" --kind "$input_kind" --n-mels "$n_mels" --num-jobs "$nj"
         [ -z "$train_parts" ] ||  # features are computed once per part; train-960 reuses them
-          lhotse combine $(cuts_of "$feat_dir" "$suffix" $train_parts train-960)
+          python -m slamasr.bin.combine_cuts --output $(cuts_of "$feat_dir" "$suffix" train-960) \
+            $(cuts_of "$feat_dir" "$suffix" $train_parts)
         touch "$feat_dir/.done$suffix"
       fi
       ;;

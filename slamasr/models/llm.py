@@ -295,7 +295,8 @@ class PromptTemplate:
             )
         before, after = self._chat_texts(prompt)
         if self.cfg.joint_tokenization:
-            prefix, suffix = encode_pieces(self.tokenizer, [before, after])
+            # spaces before the speech are the speech's ("[INST] " -> "[INST]"); newlines stay
+            prefix, suffix = encode_pieces(self.tokenizer, [before.rstrip(" "), after])
         else:
             prefix, suffix = self.encode_text(before), self.encode_text(after)
         if self.add_bos and (not prefix or prefix[0] != self.tokenizer.bos_token_id):

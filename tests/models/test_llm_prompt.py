@@ -136,3 +136,22 @@ def test_smollm2_tokenizer_chat_unchanged_and_plain_joined() -> None:
     plain = PromptTemplate(tok, PromptConfig())
     expected = joined_ids(tok, f"USER: {prompt} ASSISTANT: {text}")
     assert assembled(plain, prompt, text) == expected
+
+
+LLAMA2_STYLE_CHAT = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}<<SYS>>{{ m['content'] }}<</SYS>>"
+    "{% else %}[INST] {{ m['content'] }} [/INST]{% endif %}{% endfor %}"
+)
+
+
+def test_chat_template_ending_in_a_word_gets_a_spaced_transcript(tmp_path: Path) -> None:
+    """After ``[/INST]`` the answer starts with a space, as LLaMA-2-chat was trained."""
+    tok = make_llama_sp_tokenizer(tmp_path)
+    tok.chat_template = LLAMA2_STYLE_CHAT
+    template = PromptTemplate(tok, PromptConfig(template="chat", system="S"))
+    prompt = "Transcribe speech to text."
+    text = template.render_chat(prompt).replace("<|slamasr_speech|> ", "")
+    want = list(tok(f"{text} {TRANSCRIPT}", add_special_tokens=False)["input_ids"])
+    got = assembled(template, prompt, TRANSCRIPT)
+    assert got == want
+    assert tok.convert_ids_to_tokens(template.target_ids(TRANSCRIPT))[0].startswith("▁")

@@ -22,8 +22,12 @@ setup(
         "lhotse>=1.24",
         "lilcom",  # Lhotse feature storage (LilcomChunkyWriter)
         "librosa",  # Lhotse WhisperFbank mel filters
-        "transformers>=4.46",
+        "transformers>=4.56",  # from_pretrained(dtype=...) first appears in 4.56.0
         "sentencepiece",
+        "protobuf",  # LLaMA/Vicuna: converting a sentencepiece tokenizer to a fast one
+        "huggingface_hub",  # stage 0: slamasr.bin.fetch_models
+        "tensorboard",  # training logs (train.tensorboard, on by default)
+        "matplotlib",  # the training-accuracy plot written when training ends
         "jiwer",
         "rapidfuzz",  # the word prior's spelling corrections (also a jiwer dependency)
         "kaldialign",
@@ -35,8 +39,9 @@ setup(
         "silero-vad>=6.2",  # transcribe's speech gate (Silero VAD; weights ship in the wheel)
     ],
     extras_require={
-        # Logging and the accuracy plot.
-        "log": ["tensorboard", "matplotlib"],
+        # Kept so that older install commands still work: tensorboard and matplotlib are
+        # now in install_requires.
+        "log": [],
         # The CPU-sized recipe: GGUF loading, CTranslate2 Whisper reference, eSpeak NG.
         "cpu-recipe": [
             "gguf",
@@ -46,9 +51,7 @@ setup(
             "ctranslate2",
             "wordfreq",  # general-English word frequencies for the decoder's word prior
         ],
-        "test": [
-            "pytest", "ruff", "tensorboard", "matplotlib", "gguf", "accelerate", "ctranslate2"
-        ],
+        "test": ["pytest", "ruff", "gguf", "accelerate", "ctranslate2"],
     },
     entry_points={"console_scripts": []},
     classifiers=[

@@ -27,6 +27,7 @@ import yaml
 from slamasr.data.config import DataConfig
 from slamasr.decoding_config import DecodeConfig
 from slamasr.models.config import ModelConfig
+from slamasr.models.hub import is_path_shaped
 from slamasr.training.config import TrainConfig
 
 
@@ -43,11 +44,15 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
-    def validate(self) -> None:
+    def validate(self, check_paths: bool = True) -> None:
         """Check every section, then whether encoder, LLM and data fit together.
 
         Reads nothing but the ``config.json`` of local model directories: no weights are
         loaded, so a bad config fails in seconds with one message naming the key and the fix.
+
+        Args:
+            check_paths: require path-shaped model paths to exist (false: a recipe reading
+                values before its stage 0 has created the model directories).
 
         Raises:
             ConfigError: the first problem found.
@@ -59,7 +64,8 @@ class ExperimentConfig:
                     section.validate()
                 except ValueError as e:  # ConfigError included
                     raise ConfigError(f"[{f.name}] {e}") from None
-        check_model_paths(self)
+        if check_paths:
+            check_model_paths(self)
         check_encoder_data_fit(self)
         check_prompt_fits_llm(self)
         check_ctc_warmup(self)
@@ -87,16 +93,20 @@ ENCODER_MODEL_TYPES = {
 
 
 def is_local_path(path: str) -> bool:
-    """True when ``path`` can only mean a local directory (absolute, ./, ../ or ~)."""
-    return path.startswith(("/", "./", "../", "~"))
+    """True when ``path`` can only mean a local directory (``models.hub.is_path_shaped``)."""
+    return is_path_shaped(path)
 
 
-def local_model_dir(key: str, path: str) -> Optional[Path]:
+def local_model_dir(key: str, path: str, required: bool = True) -> Optional[Path]:
     """The directory of a model path, None for a hub id; raise if a local path is missing.
+
+    A path-shaped value (``slamasr.models.hub.is_path_shaped``: ``./x``, ``/x``, ``~/x``,
+    ``models/x``, ``a/b/c`` ...) never falls back to meaning a hub id.
 
     Args:
         key: the config key, for the message (``model.llm.path``).
         path: its value.
+        required: raise when a path-shaped value is missing (false: return None).
 
     Raises:
         ConfigError: ``path`` is clearly local but no such directory exists.
@@ -106,11 +116,12 @@ def local_model_dir(key: str, path: str) -> Optional[Path]:
     local = Path(path).expanduser()
     if local.is_dir():
         return local
-    if is_local_path(path):
+    if required and is_local_path(path):
         raise ConfigError(
-            f"{key}={path!r}: no such directory. Download the model there first (recipe "
-            f"stage 0 / python -m slamasr.bin.fetch_models) or set {key} to an existing "
-            f"directory or a Hugging Face id"
+            f"{key}={path!r}: no such directory (relative to the working directory "
+            f"{Path.cwd()}). Download the model there first (recipe stage 0 / python -m "
+            f"slamasr.bin.fetch_models) or set {key} to an existing directory or a Hugging "
+            f"Face id"
         )
     return None
 
@@ -156,7 +167,7 @@ def check_encoder_data_fit(cfg: ExperimentConfig) -> None:
         )
     if enc.name == "fbank":
         return
-    model_cfg = read_model_config(local_model_dir("model.encoder.path", enc.path))
+    model_cfg = read_model_config(local_model_dir("model.encoder.path", enc.path, False))
     _check_encoder_type(enc.name, enc.path, model_cfg)
     if enc.name == "whisper":
         _check_whisper_window(data.max_audio_seconds, model_cfg)
@@ -216,7 +227,7 @@ def check_prompt_fits_llm(cfg: ExperimentConfig) -> None:
     llm = cfg.model.llm
     if cfg.model.prompt.template != "chat" or llm.gguf_file:  # GGUF files carry their own
         return
-    llm_dir = local_model_dir("model.llm.path", llm.path)
+    llm_dir = local_model_dir("model.llm.path", llm.path, required=False)
     if llm_dir is not None and not has_chat_template(llm_dir):
         raise ConfigError(
             f"model.prompt.template=chat but the tokenizer in {llm_dir} has no chat template; "
@@ -411,7 +422,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, validate: bool = True
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    validate: bool = True,
+    check_paths: bool = True,
 ) -> ExperimentConfig:
     """Load a YAML config, apply dotted overrides, build and validate the dataclasses.
 
@@ -419,6 +433,7 @@ def load_config(
         path: YAML file (or None for all defaults).
         overrides: ``section.key=value`` strings; they win over the file.
         validate: run the sections' checks (no model is loaded).
+        check_paths: with ``validate``, require local model directories to exist.
 
     Returns:
         The resolved ExperimentConfig.
@@ -432,7 +447,7 @@ def load_config(
         raise ConfigError(f"{e}{where}") from None
     if validate:
         try:
-            cfg.validate()
+            cfg.validate(check_paths=check_paths)
         except ConfigError as e:
             raise ConfigError(f"{e}{where}") from None
     return cfg

@@ -90,7 +90,9 @@ def test_there_are_confs_to_check() -> None:
 @pytest.mark.parametrize("path", CONFS, ids=conf_id)
 def test_conf_loads_validates_and_includes_existing_files(path: Path) -> None:
     include_chain(path)
-    cfg = load_config(path)  # validate=True: every section's dry-run checks
+    # validate=True: every section's dry-run checks; the model directories a recipe's stage 0
+    # creates (the CPU recipe's models/) need not exist yet
+    cfg = load_config(path, check_paths=False)
     assert cfg.model.llm.path, "a conf must name its LLM"
     assert cfg.model.encoder.name == "fbank" or cfg.model.encoder.path
 

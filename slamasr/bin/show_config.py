@@ -2,7 +2,8 @@
 
 With ``--get KEY`` prints one resolved value (e.g. ``data.input_kind``), which recipes use
 to pick their stages' inputs; ``--get name`` prints the experiment name derived from the
-settings.
+settings.  With ``--get`` local model directories need not exist yet (recipes read values
+before their stage 0 creates them); without it they must.
 
 Usage:
     python -m slamasr.bin.show_config --config conf/slam_asr.yaml --get data.input_kind
@@ -40,7 +41,7 @@ def lookup(tree: dict[str, Any], dotted: str) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides, check_paths=args.get is None)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2

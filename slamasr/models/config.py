@@ -8,7 +8,7 @@ from typing import Optional
 ENCODERS = ("whisper", "hubert", "wavlm", "wav2vec2", "fbank")
 PROJECTORS = ("mlp", "linear")
 PROJECTOR_OUTPUT_NORMS = ("none", "rms", "rms_fixed")
-TEMPLATES = ("plain", "chat")
+TEMPLATES = ("plain", "chat", "slam_llm")
 CHAR_ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"  # letters, apostrophe, space
 
 
@@ -186,6 +186,10 @@ class PromptConfig:
     ``template: plain`` builds ``{user_prefix}<speech>{separator}<prompt>{assistant_prefix}``
     followed by the transcript and EOS.  ``template: chat`` uses the tokenizer's chat template
     (for instruction-tuned LLMs), with ``system`` as the explicit system message.
+    ``template: slam_llm`` is the official SLAM-LLM code's layout: ``<speech>[BOS]"USER: <prompt>
+    \\n ASSISTANT:"<transcript>`` (``slamasr.models.llm``).  ``joint_tokenization`` (default)
+    tokenizes the pieces as the joined text tokenizes; false = each piece on its own, the
+    behaviour before (stray whitespace tokens with SentencePiece and GPT-2 BPE tokenizers).
     ``mode``: short|none|long|random|custom. ``random`` draws one of ``library`` per utterance
     (an empty ``library`` means the 10 built-in prompts of ``slamasr.models.llm``); ``custom``
     and ``short`` use ``text``, ``long`` uses ``long_text``.
@@ -203,6 +207,7 @@ class PromptConfig:
     separator: str = " "
     assistant_prefix: str = " ASSISTANT: "
     system: str = ""
+    joint_tokenization: bool = True
 
     def validate(self) -> None:
         if self.template not in TEMPLATES:

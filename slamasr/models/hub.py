@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -12,6 +13,11 @@ import torch
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# the directories a recipe keeps next to run.sh (stage 0 writes models/ and download/)
+RECIPE_DIRS = ("models", "download", "data", "exp")
+# a Hugging Face repo id: "name" or "org/name" of letters, digits, "-", "_", "."
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 class ModelLoadError(OSError):
@@ -22,6 +28,29 @@ def hub_offline() -> bool:
     """Return True when the environment asks Hugging Face libraries to stay offline."""
     flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
     return any(f.strip().lower() in ("1", "true", "yes", "on") for f in flags)
+
+
+def is_path_shaped(value: str) -> bool:
+    """True when a model path can only mean a local directory, never a hub id.
+
+    Hub ids are ``name`` or ``org/name`` (one ``/`` at most), so a value is path-shaped when
+    it starts with ``/``, ``.``, ``~`` or one of the recipe's own directories (``models/``,
+    ``download/``, ``data/``, ``exp/``: the recipe's stage 0 writes models there), has more
+    than one ``/``, a backslash, a trailing ``/``, or any character a hub id cannot hold.
+    """
+    if value.startswith(("/", ".", "~")) or "\\" in value or value.endswith("/"):
+        return True
+    if value.count("/") > 1 or value.split("/", 1)[0] in RECIPE_DIRS and "/" in value:
+        return True
+    return not HUB_ID.match(value) or "--" in value or ".." in value
+
+
+def missing_dir_message(what: str, path: str) -> str:
+    """One line: a path-shaped model path does not exist (relative to the working dir)."""
+    return (
+        f"the {what} path '{path}' is not a directory (relative paths are taken from the "
+        f"working directory {Path.cwd()}); create it (recipe stage 0) or fix the path"
+    )
 
 
 def load_pretrained(loader: Callable[..., T], path: str, what: str, **kwargs: Any) -> T:
@@ -47,8 +76,8 @@ def load_pretrained(loader: Callable[..., T], path: str, what: str, **kwargs: An
             return loader(str(local), **kwargs)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"cannot load the {what} from local dir {local}: {e}") from e
-    if path.startswith(("/", "./", "../", "~")):
-        raise ModelLoadError(f"the {what} path {path} is not a directory")
+    if is_path_shaped(path):
+        raise ModelLoadError(missing_dir_message(what, path))
     try:
         return loader(path, local_files_only=True, **kwargs)
     except (OSError, ValueError) as cache_miss:

@@ -72,9 +72,15 @@ class TrainingReporter:
         if not self.is_main:
             return
         if self.cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(log_dir=str(self.exp_dir / "tensorboard"))
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                logging.warning(
+                    "no TensorBoard logs: %s (pip install tensorboard, or set "
+                    "train.tensorboard=false)", e
+                )
+            else:
+                self.writer = SummaryWriter(log_dir=str(self.exp_dir / "tensorboard"))
         if self.cfg.progress_bar:
             from tqdm import tqdm
 
@@ -153,8 +159,12 @@ class TrainingReporter:
             self.writer.close()
         if self.is_main and any("acc" in h for h in state.history):
             path = self.exp_dir / ACCURACY_PLOT
-            plot_accuracy(state.history, path, title or self.exp_dir.name)
-            logging.info("Wrote %s", path)
+            try:
+                plot_accuracy(state.history, path, title or self.exp_dir.name)
+                logging.info("Wrote %s", path)
+            except (ImportError, OSError, ValueError, RuntimeError) as e:
+                # the plot is a report: training is done and saved, so it never fails the run
+                logging.warning("no accuracy plot %s: %s (pip install matplotlib)", path, e)
         if self.is_main:
             logging.info(
                 "Training done at step %d (best checkpoint by dev %s: step %d, dev loss %s, "

@@ -59,6 +59,7 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
     # shellcheck disable=SC2086
     python -m slamasr.bin.prepare_librispeech --download-only --dl-dir "$dl_dir" --parts $parts ||
       die "LibriSpeech download failed (see above); place it in $dl_dir and use --skip-download true"
+    # only the PyTorch files (safetensors, else .bin converted once to safetensors here)
     # shellcheck disable=SC2086
     python -m slamasr.bin.fetch_models --config "$config" $overrides ||
       die "pretrained models unavailable (see above); set the config's paths to local copies"

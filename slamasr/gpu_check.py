@@ -1022,12 +1022,14 @@ def run_tiny_recipe(device: torch.device, work: Path, timeout: float = 600) -> d
     )
     exp = work / "exp" / "tiny"
     found = re.search(r"device (\S+), autocast dtype (\S+)", proc.stdout)
-    wer = (exp / "wer").read_text().splitlines() if (exp / "wer").is_file() else []
+    wer_file = exp / "wer"  # "# tag<TAB>test_set<TAB>wer..." header, then one line per set
+    lines = wer_file.read_text().splitlines() if wer_file.is_file() else []
+    wer = [line for line in lines if line.strip() and not line.startswith("#")]
     out = {
         "returncode": proc.returncode,
         "wall_seconds": time.perf_counter() - start,
         "train_device": found.group(1).rstrip(",") if found else None,
-        "train_autocast": found.group(2) if found else None,
+        "train_autocast": found.group(2).rstrip(",").replace("torch.", "") if found else None,
         "wer_lines": wer,
     }
     out["ok"] = (

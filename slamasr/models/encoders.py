@@ -389,6 +389,8 @@ def build_encoder(cfg: EncoderConfig, device: str | torch.device = "cpu") -> Spe
     """
     cfg.validate()
     encoder = ENCODER_REGISTRY[cfg.name](cfg, device)
+    if cfg.autocast:
+        encoder.autocast_dtype = resolve_dtype(cfg.autocast, device)
     if not cfg.freeze:
         encoder.frozen = False
         encoder.requires_grad_(True)

@@ -1276,3 +1276,125 @@ __all__ = [
     "run_check",
     "run_tiny_recipe",
 ]
+
+
+# --------------------------------------------------------------------------- estimates
+
+WHISPER_SHAPES = {  # encoder halves of openai/whisper-* (d_model, layers, heads, ffn)
+    "tiny": (384, 4, 6, 1536),
+    "small": (768, 12, 12, 3072),
+    "large-v2": (1280, 32, 20, 5120),
+}
+TINYLLAMA = dict(
+    hidden_size=2048,
+    intermediate_size=5632,
+    num_hidden_layers=22,
+    num_attention_heads=32,
+    num_key_value_heads=4,
+    max_position_embeddings=2048,
+    vocab_size=32000,
+)
+
+
+def whisper_shape(name: str) -> dict[str, Any]:
+    """WhisperConfig kwargs of the encoder of ``openai/whisper-<name>``."""
+    keys = ("d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim")
+    return {**WHISPER_LARGE_V2, **dict(zip(keys, WHISPER_SHAPES[name]))}
+
+
+# conf -> (encoder kind, encoder shape, LLM shape, paper batch per GPU)
+ESTIMATE_CONFS: dict[str, tuple[str, dict[str, Any], dict[str, Any], int]] = {
+    "slam_asr.yaml (HuBERT X-Large + Vicuna-7B)": ("hubert", HUBERT_XLARGE, VICUNA_7B, 6),
+    "whisper_large_v2-vicuna.yaml": ("whisper", WHISPER_LARGE_V2, VICUNA_7B, 4),
+    "whisper_small-vicuna.yaml": ("whisper", whisper_shape("small"), VICUNA_7B, 4),
+    "whisper_tiny-vicuna.yaml": ("whisper", whisper_shape("tiny"), VICUNA_7B, 4),
+    "hubert_xlarge_ft-tinyllama.yaml": ("hubert", HUBERT_XLARGE, TINYLLAMA, 6),
+}
+
+
+def llm_activation_bytes(llm_shape: dict[str, Any], tokens: int) -> float:
+    """Bytes a frozen LLaMA keeps for its input-gradient backward over ``tokens`` (bf16):
+    per layer and token about 8 hidden-size tensors (norm in/out, q, k, v, attention out,
+    residual, second norm) and 4 FFN-size ones (gate, up, activation, product); attention
+    scores are not kept (SDPA's fused kernels)."""
+    per_token = 8 * llm_shape["hidden_size"] + 4 * llm_shape["intermediate_size"]
+    return 2.0 * per_token * llm_shape["num_hidden_layers"] * tokens
+
+
+def estimate_conf(
+    kind: str,
+    enc_shape: dict[str, Any],
+    llm_shape: dict[str, Any],
+    batch: int,
+    seconds: float,
+    target_tokens: int,
+) -> dict[str, Any]:
+    """Parameters, training memory and model FLOPs of one step for ``batch`` utterances of
+    ``seconds`` with ``target_tokens`` each, from the shapes alone (meta tensors).
+
+    Memory = bf16 encoder and LLM weights + the fp32 projector with its gradient and two
+    AdamW moments + :func:`llm_activation_bytes` + fp32 logits, their softmax and gradient at
+    the supervised positions. Not counted: the encoder's transient activations (no grad),
+    the allocator's fragmentation and CUDA context (add ~10-20 % and ~0.5 GB).
+    """
+    cfg = recipe_config("slam_asr.yaml")
+    tokenizer = make_char_tokenizer(llm_shape["vocab_size"])
+    with torch.device("meta"):
+        encoder = build_encoder(kind, enc_shape, torch.bfloat16)
+        llm = build_llm(llm_shape, tokenizer, torch.bfloat16, "")
+        from slamasr.models.projector import build_projector
+
+        projector = build_projector(
+            cfg.model.projector, encoder.output_dim, llm_shape["hidden_size"]
+        )
+    enc_params = sum(p.numel() for p in encoder.parameters())
+    llm_params = sum(p.numel() for p in llm.parameters())
+    proj_params = sum(p.numel() for p in projector.parameters())
+    speech = int(seconds * encoder.frame_rate_hz) // cfg.model.projector.downsample_rate
+    length = 20 + speech + target_tokens + 1  # ~20 template tokens, EOS
+    static = 2.0 * (enc_params + llm_params) + 16.0 * proj_params
+    activations = llm_activation_bytes(llm_shape, batch * length)
+    logits = 12.0 * batch * (target_tokens + 1) * llm_shape["vocab_size"]
+    counts = [bench.UtteranceCounts(length, speech, target_tokens + 1)] * batch
+    samples = int(seconds * SAMPLE_RATE)
+    enc_flops = (
+        bench.whisper_encoder_flops(encoder)
+        if kind == "whisper"
+        else ssl_encoder_flops(encoder, samples)
+    )
+    flops = bench.training_flops(counts, bench.llm_shape(llm), projector, False, enc_flops)
+    return {
+        "encoder_params": enc_params,
+        "llm_params": llm_params,
+        "projector_params": proj_params,
+        "llm_tokens_per_utt": length,
+        "weights_and_optimizer_bytes": static,
+        "activation_bytes": activations + logits,
+        "train_bytes": static + activations + logits,
+        "flops_per_step": flops,
+    }
+
+
+def estimate_table(report: dict[str, Any]) -> str:
+    """Markdown rows of :func:`estimates` (GiB, TFLOP)."""
+    lines = [
+        "| config | batch/GPU | LLM tokens/utt | weights + optimizer GiB | activations GiB "
+        "| training total GiB | TFLOP/step |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    gib = 2.0**30
+    for name, r in report.items():
+        lines.append(
+            f"| {name} | {r['batch']} | {r['llm_tokens_per_utt']} "
+            f"| {r['weights_and_optimizer_bytes'] / gib:.1f} | {r['activation_bytes'] / gib:.1f} "
+            f"| {r['train_bytes'] / gib:.1f} | {r['flops_per_step'] / 1e12:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def estimates(seconds: float = 30.0, target_tokens: int = 300) -> dict[str, Any]:
+    """:func:`estimate_conf` for each of :data:`ESTIMATE_CONFS` at its paper batch."""
+    return {
+        name: {"batch": batch, **estimate_conf(kind, enc, llm, batch, seconds, target_tokens)}
+        for name, (kind, enc, llm, batch) in ESTIMATE_CONFS.items()
+    }

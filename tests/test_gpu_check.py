@@ -205,3 +205,19 @@ def test_check_collectives_runs_each_public_collective_on_a_one_rank_group(
     assert_collectives_ok(result)
     assert result["trainer_step"]["devices"] == ["cpu"]
     assert not dist.is_initialized()  # the group is left again
+
+
+def test_estimates_count_the_papers_projector_sizes_and_grow_with_length() -> None:
+    long = g.estimates(30.0, 300)
+    short = g.estimates(12.3, 76)
+    projector = {name: round(r["projector_params"] / 1e6, 2) for name, r in long.items()}
+    assert projector["whisper_large_v2-vicuna.yaml"] == 21.50  # paper's tables
+    assert projector["whisper_tiny-vicuna.yaml"] == 12.33
+    assert projector["hubert_xlarge_ft-tinyllama.yaml"] == 17.31
+    hubert = long["slam_asr.yaml (HuBERT X-Large + Vicuna-7B)"]
+    assert 0.95e9 < hubert["encoder_params"] < 0.97e9 and 6.7e9 < hubert["llm_params"] < 6.8e9
+    assert hubert["llm_tokens_per_utt"] == 20 + 300 + 301
+    for name in long:
+        assert short[name]["train_bytes"] < long[name]["train_bytes"]
+        assert short[name]["flops_per_step"] < long[name]["flops_per_step"]
+    assert "| whisper_tiny-vicuna.yaml | 4 | 621 |" in g.estimate_table(long)

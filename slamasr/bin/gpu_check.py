@@ -9,6 +9,7 @@ Usage:
     python -m slamasr.bin.gpu_check --out gpu_check.json            # on one 80-141 GB GPU
     python -m slamasr.bin.gpu_check --tiny --parts collectives recipe
     python -m slamasr.bin.gpu_check --encoder-precision --seconds 8 --out precision.json
+    python -m slamasr.bin.gpu_check --estimate --estimate-seconds 12.3 --estimate-tokens 76
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from slamasr.gpu_check import PARTS, CheckOptions, encoder_precision, precision_table, run_check
+from slamasr.gpu_check import (
+    PARTS,
+    CheckOptions,
+    encoder_precision,
+    estimate_table,
+    estimates,
+    precision_table,
+    run_check,
+)
 from slamasr.utils import print_and_save_json, setup_logging
 
 
@@ -38,6 +47,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder-precision", action="store_true",
                    help="compare HuBERT X-Large precision variants on CPU instead")  # fmt: skip
     p.add_argument("--seconds", type=float, default=8.0, help="audio for --encoder-precision")
+    p.add_argument("--estimate", action="store_true",
+                   help="print memory/FLOP estimates from shapes alone (nothing runs)")  # fmt: skip
+    p.add_argument("--estimate-seconds", type=float, default=30.0, help="utterance length")
+    p.add_argument("--estimate-tokens", type=int, default=300, help="target tokens/utt")
     return p
 
 
@@ -53,6 +66,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
+    if args.estimate:
+        result = estimates(args.estimate_seconds, args.estimate_tokens)
+        print_and_save_json(result, args.out)
+        print(estimate_table(result))
+        return 0
     if args.encoder_precision:
         result = encoder_precision(args.seconds, tiny=args.tiny)
         print_and_save_json(result, args.out)

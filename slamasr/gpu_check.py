@@ -214,6 +214,7 @@ class CheckOptions:
         matmul_size: side of the square bf16 matmul timed for the peak (1024 on CPU).
         peak_seconds: how long the peak is measured.
         seed: RNG seed of weights and inputs.
+        recipe_timeout: seconds the tiny recipe may take (then it fails with an error).
     """
 
     tiny: bool = False
@@ -229,6 +230,7 @@ class CheckOptions:
     matmul_size: int = 8192
     peak_seconds: float = 2.0
     seed: int = 0
+    recipe_timeout: float = 600.0
 
     def resolved(self) -> CheckOptions:
         """A copy with every None filled from the scale of ``tiny``."""
@@ -1090,8 +1092,16 @@ def _guarded(name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run_check(opts: CheckOptions) -> dict[str, Any]:
-    """Run the selected parts; return the JSON-ready report."""
+def run_check(
+    opts: CheckOptions, on_part: Optional[Callable[[dict[str, Any]], None]] = None
+) -> dict[str, Any]:
+    """Run the selected parts; return the JSON-ready report.
+
+    Args:
+        opts: what to run.
+        on_part: called with the report so far after each part (e.g. to save it, so a run
+            killed by a timeout still leaves the parts it finished).
+    """
     device = resolve_check_device(opts.device)
     if device.type != "cuda" and not opts.tiny:
         logger.info("no CUDA device: running with tiny shapes (--tiny)")
@@ -1116,15 +1126,17 @@ def run_check(opts: CheckOptions) -> dict[str, Any]:
             if opts.work_dir
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gpu_check-")))
         )
-        for name, setup in setups(opts.tiny).items():
+        runs: dict[str, Callable[[], dict[str, Any]]] = {
+            name: (lambda s=setup: check_setup(s, opts, device, peak))
+            for name, setup in setups(opts.tiny).items()
+        }
+        runs["collectives"] = lambda: check_collectives(device, work / "collectives")
+        runs["recipe"] = lambda: run_tiny_recipe(device, work / "recipe", opts.recipe_timeout)
+        for name in PARTS:
             if name in opts.parts:
-                result[name] = _guarded(name, lambda s=setup: check_setup(s, opts, device, peak))
-        if "collectives" in opts.parts:
-            result["collectives"] = _guarded(
-                "collectives", lambda: check_collectives(device, work / "collectives")
-            )
-        if "recipe" in opts.parts:
-            result["recipe"] = _guarded("recipe", lambda: run_tiny_recipe(device, work / "recipe"))
+                result[name] = _guarded(name, runs[name])
+                if on_part is not None:
+                    on_part(result)
     result["ok"] = all(result[p].get("ok") for p in opts.parts)
     result["wall_seconds"] = time.perf_counter() - start
     return result

@@ -64,6 +64,7 @@ def test_small_check_on_cpu_trains_only_the_projector_and_runs_every_collective(
         *("--train-steps", "2", "--long-utts", "1", "--short-utts", "3"),
     )
     assert code == 0 and result["ok"] and result["tiny"]  # no CUDA: tiny implied
+    assert "partial" not in result  # the final report replaced the per-part saves
     assert result["bf16_matmul_peak_flops"] > 0
     assert result["scale"]["train_steps"] == 2 and result["scale"]["audio_seconds"] == 4.0
     assert_pairing_ok(result["hubert"], steps=2, long_utts=1, short_utts=3)
@@ -201,7 +202,13 @@ def test_encoder_precision_fp16_autocast_is_closer_to_fp32_than_bf16() -> None:
 def test_check_collectives_runs_each_public_collective_on_a_one_rank_group(
     tmp_path: Path,
 ) -> None:
-    result = g.check_collectives(CPU, tmp_path)
+    seen: list[list[str]] = []
+    report = g.run_check(
+        g.CheckOptions(device="cpu", parts=("collectives",), work_dir=str(tmp_path)),
+        on_part=lambda partial: seen.append(sorted(k for k in partial if k in g.PARTS)),
+    )
+    assert seen == [["collectives"]]  # saved after the part, before the run ends
+    result = report["collectives"]
     assert_collectives_ok(result)
     assert result["trainer_step"]["devices"] == ["cpu"]
     assert not dist.is_initialized()  # the group is left again

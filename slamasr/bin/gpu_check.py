@@ -3,7 +3,9 @@ training steps, decoding, collectives and the tiny recipe, printed as JSON.
 
 On CPU (or with ``--tiny``) the same parts run with tiny shapes. ``--encoder-precision``
 instead compares HuBERT X-Large outputs between fp32, bf16 and autocast variants on CPU.
-Exit status 0 when every part is ok, 1 otherwise (the JSON says which).
+Exit status 0 when every part is ok, 1 otherwise (the JSON says which). With ``--out`` the
+report so far is saved after each part (``"partial": true`` until the run ends), so a run cut
+short by a timeout keeps what it finished.
 
 Usage:
     python -m slamasr.bin.gpu_check --out gpu_check.json            # on one 80-141 GB GPU
@@ -15,6 +17,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -43,6 +46,7 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, default=None, help="default 3")
     p.add_argument("--short-utts", type=int, default=None, help="default 128 (tiny: 8)")
     p.add_argument("--long-utts", type=int, default=None, help="default 6 (tiny: 2)")
+    p.add_argument("--recipe-timeout", type=float, default=600.0, help="seconds (recipe part)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--encoder-precision", action="store_true",
                    help="compare HuBERT X-Large precision variants on CPU instead")  # fmt: skip
@@ -84,9 +88,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         train_steps=args.train_steps,
         short_utts=args.short_utts,
         long_utts=args.long_utts,
+        recipe_timeout=args.recipe_timeout,
     )
+
+    def save_partial(partial: dict) -> None:
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({**partial, "partial": True}, indent=1) + "\n")
+
     try:
-        result = run_check(opts)
+        result = run_check(opts, on_part=save_partial)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

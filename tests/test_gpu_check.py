@@ -55,12 +55,12 @@ def assert_collectives_ok(coll: dict[str, Any]) -> None:
         assert coll[name]["ok"] and torch_call in coll[name]["torch_calls"], (name, coll[name])
 
 
-def test_small_check_on_cpu_trains_only_the_projector_and_runs_every_collective(
+def test_small_check_on_cpu_trains_only_the_projector_and_decodes(
     tmp_path: Path,
 ) -> None:
     code, result = run_cli(
         tmp_path,
-        *("--parts", "hubert", "collectives"),
+        *("--parts", "hubert"),
         *("--train-steps", "2", "--long-utts", "1", "--short-utts", "3"),
     )
     assert code == 0 and result["ok"] and result["tiny"]  # no CUDA: tiny implied
@@ -68,8 +68,7 @@ def test_small_check_on_cpu_trains_only_the_projector_and_runs_every_collective(
     assert result["bf16_matmul_peak_flops"] > 0
     assert result["scale"]["train_steps"] == 2 and result["scale"]["audio_seconds"] == 4.0
     assert_pairing_ok(result["hubert"], steps=2, long_utts=1, short_utts=3)
-    assert "whisper" not in result and "recipe" not in result
-    assert_collectives_ok(result["collectives"])
+    assert "whisper" not in result and "collectives" not in result and "recipe" not in result
 
 
 @pytest.mark.slow

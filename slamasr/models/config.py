@@ -9,6 +9,7 @@ ENCODERS = ("whisper", "hubert", "wavlm", "wav2vec2", "fbank")
 PROJECTORS = ("mlp", "linear")
 PROJECTOR_OUTPUT_NORMS = ("none", "rms", "rms_fixed")
 TEMPLATES = ("plain", "chat", "slam_llm")
+ENCODER_AUTOCAST = ("", "float32", "bfloat16", "float16")
 CHAR_ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"  # letters, apostrophe, space
 
 
@@ -32,6 +33,11 @@ class EncoderConfig:
             from the checkpoint's feature-extractor config.
         feature_dim: input dim for ``fbank`` (no encoder).
         dtype: encoder compute dtype: auto|float32|bfloat16|float16.
+        autocast: "" (default) = the encoder runs under whatever autocast training and
+            decoding use (``train.dtype``); float16|bfloat16 = its own autocast in that dtype,
+            float32 = none. ``dtype: float32`` + ``autocast: float16`` is the official
+            SLAM-ASR code's precision (fp32 weights under fp16 autocast); see
+            docs/benchmark.md "Encoder precision".
     """
 
     name: str = "whisper"
@@ -43,8 +49,14 @@ class EncoderConfig:
     normalize_waveform: Optional[bool] = None
     feature_dim: int = 80
     dtype: str = "auto"
+    autocast: str = ""
 
     def validate(self) -> None:
+        if self.autocast not in ENCODER_AUTOCAST:
+            raise ValueError(
+                f"model.encoder.autocast={self.autocast!r}; choose one of "
+                f"{list(ENCODER_AUTOCAST)} ('' = follow train.dtype)"
+            )
         if self.name not in ENCODERS:
             raise ValueError(
                 f"model.encoder.name={self.name!r} is not known; choose one of {list(ENCODERS)}"

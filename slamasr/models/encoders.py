@@ -14,6 +14,7 @@ runs without grad and stays in eval mode whatever ``train()`` is called with.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -50,11 +51,14 @@ class SpeechEncoder(nn.Module, abc.ABC):
         frame_rate_hz: output frames per second.
         input_kind: whisper_mel | audio | fbank (what the data layer must provide).
         frozen: no grad, eval mode.
+        autocast_dtype: run under this autocast dtype of its own (float32 = none), whatever
+            the caller's; None = the caller's (``model.encoder.autocast``).
     """
 
     output_dim: int
     frame_rate_hz: float
     input_kind: str
+    autocast_dtype: Optional[torch.dtype] = None
 
     def __init__(self, frozen: bool) -> None:
         super().__init__()
@@ -83,7 +87,16 @@ class SpeechEncoder(nn.Module, abc.ABC):
             frames ``(B, T_enc, D)`` and frame_lengths ``(B,)``.
         """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            return self.encode(inputs, input_lengths)
+            with self._own_autocast(inputs.device):
+                return self.encode(inputs, input_lengths)
+
+    def _own_autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """The encoder's own autocast (``autocast_dtype``), or nothing to change."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        if self.autocast_dtype == torch.float32:
+            return torch.autocast(device.type, enabled=False)
+        return torch.autocast(device.type, dtype=self.autocast_dtype)
 
     @abc.abstractmethod
     def encode(
@@ -463,6 +476,8 @@ def build_encoder(cfg: EncoderConfig, device: str | torch.device = "cpu") -> Spe
     """
     cfg.validate()
     encoder = ENCODER_REGISTRY[cfg.name](cfg, device)
+    if cfg.autocast:
+        encoder.autocast_dtype = resolve_dtype(cfg.autocast, device)
     if not cfg.freeze:
         encoder.frozen = False
         encoder.requires_grad_(True)

@@ -385,13 +385,13 @@ def load_test_set(name: str, manifest: str, data_cfg: Any, rank: int, world_size
     The loader comes from the data layer's decode sampler (keeps every cut, sorted by
     duration, cut i on rank i % world_size).
     """
-    from lhotse import load_manifest
-
     from slamasr.data import build_dataloader
     from slamasr.data.filters import cut_text
+    from slamasr.data.ids import check_cut_id
+    from slamasr.data.manifests import load_cuts
 
-    cuts = load_manifest(manifest)
-    refs = {cut.id: cut_text(cut, data_cfg.text_norm) for cut in cuts}
+    cuts = load_cuts(manifest, data_cfg.allow_command_sources).to_eager()
+    refs = {check_cut_id(cut.id, manifest): cut_text(cut, data_cfg.text_norm) for cut in cuts}
     if len(refs) != len(cuts):
         raise ValueError(f"{manifest}: duplicate cut ids")
     loader = build_dataloader(cuts, data_cfg, False, world_size, rank)

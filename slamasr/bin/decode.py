@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Optional
 
 from slamasr.config import ConfigError, load_config
+from slamasr.data.ids import UnsafeIdError
+from slamasr.data.manifests import UnsafeManifestError
 from slamasr.decoding import DecodeOutputExistsError, config_decode_tag, run_decoding
 from slamasr.training.distributed import cleanup_distributed, dist_info_from_env
 from slamasr.utils import setup_logging, time_tag
+
+UnsafeDataError = (UnsafeIdError, UnsafeManifestError)
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -98,7 +102,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not test_sets:
             raise ConfigError("no test sets: pass --test-sets or set data.test_sets")
         run_decoding(cfg, args.exp_dir, test_sets, overwrite=args.overwrite)
-    except (ConfigError, DecodeOutputExistsError, FileNotFoundError) as e:
+    except (ConfigError, DecodeOutputExistsError, FileNotFoundError, UnsafeDataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:

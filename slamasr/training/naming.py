@@ -11,7 +11,7 @@ from typing import Any
 
 # Keys that do not change what is trained (how it is shown, how fast data is read).
 _COSMETIC_TRAIN_KEYS = ("log_interval", "tensorboard", "progress_bar", "device")
-_COSMETIC_DATA_KEYS = ("num_workers", "test_sets")
+_COSMETIC_DATA_KEYS = ("num_workers", "test_sets", "allow_command_sources")
 
 
 def _short(path: str, fallback: str) -> str:
@@ -21,14 +21,36 @@ def _short(path: str, fallback: str) -> str:
     return name or fallback
 
 
+def _changed(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that differ from ``defaults`` (nested dicts compared by key)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            value = _changed(value, default)
+            if value:
+                out[key] = value
+        elif key not in defaults or value != default:
+            out[key] = value
+    return out
+
+
 def _fingerprint(cfg: Any) -> str:
-    """Six hex digits of a hash over the settings that shape the trained model."""
-    model = dataclasses.asdict(cfg.model)
-    data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in _COSMETIC_DATA_KEYS}
-    train = {
-        k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in _COSMETIC_TRAIN_KEYS
-    }
-    blob = json.dumps({"model": model, "data": data, "train": train}, sort_keys=True, default=str)
+    """Six hex digits of a hash over the settings that shape the trained model.
+
+    Only settings that differ from their dataclass defaults enter the hash, so a new option
+    added with a default that keeps today's behaviour does not rename existing experiments.
+    """
+    sections = {}
+    for name, cosmetic in (
+        ("model", ()),
+        ("data", _COSMETIC_DATA_KEYS),
+        ("train", _COSMETIC_TRAIN_KEYS),
+    ):
+        section = getattr(cfg, name)
+        values = {k: v for k, v in dataclasses.asdict(section).items() if k not in cosmetic}
+        sections[name] = _changed(values, dataclasses.asdict(type(section)()))
+    blob = json.dumps(sections, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:6]
 
 

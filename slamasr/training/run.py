@@ -361,10 +361,13 @@ def run_training(
     return train(trainer, resume_from if resume else None, on_step_end)
 
 
-def _load_cuts(path: str) -> Any:
-    from lhotse import load_manifest_lazy
+def _load_cuts(path: str, allow_command_sources: bool = False) -> Any:
+    from slamasr.data.manifests import UnsafeManifestError, load_cuts
 
-    return load_manifest_lazy(path)
+    try:
+        return load_cuts(path, allow_command_sources=allow_command_sources)
+    except UnsafeManifestError as e:
+        raise TrainDataError(str(e)) from e
 
 
 def check_manifests(data_cfg: Any) -> None:
@@ -387,7 +390,7 @@ def check_manifests(data_cfg: Any) -> None:
                 f"{key}={path}: no such file (working directory {Path.cwd()}); run the recipe's "
                 f"data stages or point {key} at an existing CutSet manifest"
             )
-        cuts = _load_cuts(path)
+        cuts = _load_cuts(path, data_cfg.allow_command_sources)
         if cuts is None or next(iter(cuts), None) is None:
             raise TrainDataError(
                 f"{key}={path} holds 0 cuts, so there is nothing to "
@@ -403,7 +406,11 @@ def build_loaders(cfg: Any, dist_info: DistInfo) -> tuple[Iterable[dict], Option
 
     def make(path: str, is_train: bool) -> Iterable[dict]:
         return build_dataloader(
-            _load_cuts(path), cfg.data, is_train, dist_info.world_size, dist_info.rank
+            _load_cuts(path, cfg.data.allow_command_sources),
+            cfg.data,
+            is_train,
+            dist_info.world_size,
+            dist_info.rank,
         )
 
     check_manifests(cfg.data)

@@ -206,3 +206,23 @@ def test_combined_train_manifest_is_mixed_not_part_after_part(tmp_path: Path) ->
     again = tmp_path / "again.jsonl.gz"
     combine_cuts.main(["--output", str(again), *map(str, inputs)])
     assert [c.id for c in load_cuts(again)] == ids  # seeded: the same order every time
+
+
+def test_training_and_decoding_apply_the_command_source_policy(tmp_path: Path) -> None:
+    """Training's manifest check and decoding's test-set loader refuse command sources too."""
+    from slamasr.data.config import DataConfig
+    from slamasr.decoding import load_test_set
+    from slamasr.training.run import TrainDataError, check_manifests
+
+    marker = tmp_path / "command_ran"
+    path = _command_source_manifest(tmp_path, marker)
+    with pytest.raises(TrainDataError, match="'command' audio source"):
+        check_manifests(DataConfig(train_cuts=str(path), dev_cuts=str(path)))
+    with pytest.raises(ValueError, match="'command' audio source"):
+        load_test_set("t", str(path), DataConfig(), 0, 1)
+    assert not marker.exists()
+    allowed = DataConfig(train_cuts=str(path), allow_command_sources=True)
+    check_manifests(allowed)  # opted in: accepted
+    assert set(load_test_set("t", str(path), allowed, 0, 1).refs) == {
+        c.id for c in load_cuts(path, allow_command_sources=True)
+    }

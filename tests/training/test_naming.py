@@ -25,3 +25,23 @@ def test_changed_settings_change_name_but_cosmetic_ones_do_not() -> None:
     assert experiment_name(_cfg(lr=5e-4)) != experiment_name(_cfg())
     assert experiment_name(_cfg(warmup_steps=10)) != experiment_name(_cfg())
     assert experiment_name(_cfg(log_interval=7)) == experiment_name(_cfg())
+
+
+def test_a_setting_left_at_its_default_does_not_enter_the_name(monkeypatch) -> None:
+    """Adding an option whose default keeps today's behaviour renames no experiment."""
+    import dataclasses
+
+    from slamasr.data.config import DataConfig
+
+    before = experiment_name(_cfg())
+    fields = [(f.name, f.type, f) for f in dataclasses.fields(DataConfig)]
+    extended = dataclasses.make_dataclass(
+        "DataConfig", fields + [("new_option", float, dataclasses.field(default=1.5))]
+    )
+    cfg = _cfg()
+    cfg.data = extended(**dataclasses.asdict(cfg.data))
+    assert experiment_name(cfg) == before
+    cfg.data.new_option = 2.0
+    assert experiment_name(cfg) != before
+    cfg.data.new_option, cfg.data.allow_command_sources = 1.5, True  # cosmetic: how data is read
+    assert experiment_name(cfg) == before

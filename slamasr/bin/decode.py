@@ -102,7 +102,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not test_sets:
             raise ConfigError("no test sets: pass --test-sets or set data.test_sets")
         run_decoding(cfg, args.exp_dir, test_sets, overwrite=args.overwrite)
-    except (ConfigError, DecodeOutputExistsError, FileNotFoundError, UnsafeDataError) as e:
+    except (ConfigError, DecodeOutputExistsError, FileNotFoundError, *UnsafeDataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:

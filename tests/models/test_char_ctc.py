@@ -133,8 +133,11 @@ def test_tokens_spell_with_and_without_their_word_boundary(tmp_path: Path) -> No
     assert labels.cont_len[space] == 0 and labels.start_len[space] == 0
 
 
-def _char_model(tmp_path: Path, weight: float = 0.3, ctc_weight: float = 0.5):
+def _char_model(
+    tmp_path: Path, weight: float = 0.3, ctc_weight: float = 0.5, joint_tokenization: bool = True
+):
     cfg = tiny_model_config("fbank", tmp_path)
+    cfg.prompt.joint_tokenization = joint_tokenization
     cfg.projector = ProjectorConfig(hidden_dim=64, ctc_weight=ctc_weight)
     cfg.char_ctc = CharCTCConfig(weight=weight, hidden_dim=32, context=1)
     torch.manual_seed(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from slamasr.results import find_sections, git_commit, read_training_summary
-from slamasr.scoring import WerRecord, update_wer_file
+from slamasr.scoring import WerRecord, update_wer_file, write_recogs
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "results_md.py"
 LOG_LINE = "2026-12-01 10:00:0{} INFO [report.py:110] "
@@ -171,3 +172,49 @@ def test_training_summary_reads_rank_0_logs_only(tmp_path: Path) -> None:
     )
     assert read_training_summary(tmp_path) == {"train": "step 5: loss 3.0000, accuracy 10.00%"}
     assert read_training_summary(tmp_path / "absent") == {}
+
+
+ESPEAK = Path(__file__).resolve().parent.parent / "egs" / "espeak_en" / "slam_asr"
+
+
+def _decoded(exp: Path, decode: str) -> None:
+    """A decode dir with one scored-able recogs file (no models needed)."""
+    d = exp / decode
+    d.mkdir(parents=True)
+    write_recogs(d / "recogs-test.txt", [("c1", ["a", "cat"], ["a", "hat"]), ("c2", ["b"], ["b"])])
+
+
+def test_cpu_recipe_stage_5_writes_results_md_and_the_smoke_run_its_own(tmp_path: Path) -> None:
+    recipe = tmp_path / "slam_asr"
+    recipe.mkdir()
+    shutil.copy(ESPEAK / "run.sh", recipe / "run.sh")
+    shutil.copytree(ESPEAK / "conf", recipe / "conf")
+    (recipe / "path.sh").symlink_to(ESPEAK / "path.sh")
+    for exp in (
+        "exp/smoke",
+        "exp/smoke-whisper-own-decoder",
+        "exp/x",
+        "exp/whisper-tiny.en-own-decoder",
+    ):
+        _decoded(recipe / exp, "decode-beam4")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = ["bash", "run.sh", "--stage", "5", "--stop-stage", "5", *args]
+        return subprocess.run(cmd, cwd=recipe, capture_output=True, text=True, timeout=300)
+
+    proc = run("--smoke", "true")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    smoke_md = (recipe / "exp" / "smoke" / "RESULTS.md").read_text()
+    assert not (recipe / "RESULTS.md").exists()  # CI never edits the recipe's file
+    assert "Command: `./run.sh --stage 5 --stop-stage 5 --smoke true`" in smoke_md
+    assert "| smoke | decode-beam4 | test | **33.33** | 1 | 3 |" in smoke_md
+    assert "| smoke-whisper-own-decoder | decode-beam4 | test |" in smoke_md
+    assert "Wall time: " in smoke_md and "(stages 5-5)" in smoke_md
+
+    assert run("--smoke", "true").returncode == 0  # run again: the section is kept
+    assert (recipe / "exp" / "smoke" / "RESULTS.md").read_text() == smoke_md
+
+    proc = run("--exp-dir", "exp/x")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    text = (recipe / "RESULTS.md").read_text()
+    assert "| x | decode-beam4 | test |" in text and "| whisper-tiny.en-own-decoder |" in text

@@ -22,6 +22,7 @@ decode_opts=""             # extra options for slamasr.bin.decode
 smoke=false                # true: a few utterances and steps (minutes), for CI
 force=false                # true: redo stages whose outputs exist, overwrite results
 
+run_command="./run.sh$(printf ' %q' "$@")"; run_start=$(date +%s)  # for RESULTS.md (stage 5)
 . ./path.sh
 . parse_options.sh
 
@@ -133,5 +134,13 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     python -m slamasr.bin.score --exp-dir "$(dirname "$d")" --decode-dir "$d" --text-norm lower
   done
   python "$SLAMASR_ROOT/tools/collect_results.py" "$exp_dir/wer" "$ref_exp/wer"
+  # a dated section (command, commit, configs, every wer column); the smoke run writes its own
+  # file so that CI never edits the recipe's RESULTS.md
+  results_md=RESULTS.md; [ "$smoke" = true ] && results_md=$exp_dir/RESULTS.md
+  secs=$(( $(date +%s) - run_start ))
+  existing="--keep-existing"; [ "$force" = true ] && existing="--replace"
+  python "$SLAMASR_ROOT/tools/results_md.py" --results "$results_md" --command "$run_command" \
+    --wall-time "$((secs / 60)) min $((secs % 60)) s (stages $stage-$stop_stage)" $existing \
+    "$exp_dir/wer" "$ref_exp/wer"
 fi
 log "Done: stages $stage..$stop_stage"

@@ -29,6 +29,7 @@ skip_download=false        # true: never download (corpus in $dl_dir/LibriSpeech
 force=false                # true: redo stages whose outputs exist, overwrite results
 parts="dev-clean dev-other test-clean test-other train-clean-100 train-clean-360 train-other-500"
 
+run_command="./run.sh$(printf ' %q' "$@")"; run_start=$(date +%s)  # for RESULTS.md (stage 5)
 . ./path.sh
 . parse_options.sh
 
@@ -161,5 +162,12 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     log "$out/.scored exists: skipping (--force true scores again)"
   fi
   python "$SLAMASR_ROOT/tools/collect_results.py" "$exp_dir/wer"
+  # a dated section in RESULTS.md (command, commit, config, every wer column); one of the same
+  # date and commit is kept (--force true replaces it)
+  secs=$(( $(date +%s) - run_start ))
+  existing="--keep-existing"; [ "$force" = true ] && existing="--replace"
+  python "$SLAMASR_ROOT/tools/results_md.py" --results RESULTS.md --command "$run_command" \
+    --wall-time "$((secs / 60)) min $((secs % 60)) s (stages $stage-$stop_stage)" $existing \
+    "$exp_dir/wer"
 fi
 log "Done: stages $stage..$stop_stage"

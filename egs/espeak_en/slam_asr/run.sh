@@ -22,7 +22,7 @@ decode_opts=""             # extra options for slamasr.bin.decode
 smoke=false                # true: a few utterances and steps (minutes), for CI
 force=false                # true: redo stages whose outputs exist, overwrite results
 
-run_command="./run.sh$(printf ' %q' "$@")"; run_start=$(date +%s)  # for RESULTS.md (stage 5)
+run_command="./run.sh${*:+$(printf ' %q' "$@")}"; run_start=$(date +%s)  # for RESULTS.md (stage 5)
 . ./path.sh
 . parse_options.sh
 

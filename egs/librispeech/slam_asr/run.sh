@@ -29,7 +29,7 @@ skip_download=false        # true: never download (corpus in $dl_dir/LibriSpeech
 force=false                # true: redo stages whose outputs exist, overwrite results
 parts="dev-clean dev-other test-clean test-other train-clean-100 train-clean-360 train-other-500"
 
-run_command="./run.sh$(printf ' %q' "$@")"; run_start=$(date +%s)  # for RESULTS.md (stage 5)
+run_command="./run.sh${*:+$(printf ' %q' "$@")}"; run_start=$(date +%s)  # for RESULTS.md (stage 5)
 . ./path.sh
 . parse_options.sh
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from slamasr.config import ConfigError, load_config
+from slamasr.data.dataset import NoUsableCutsError
 from slamasr.models.hub import ModelLoadError
 from slamasr.training.checkpoint import CheckpointWriteError
 from slamasr.training.loop import TooManyBadStepsError
@@ -90,7 +91,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         train_from_config(cfg, exp_dir, args.resume, args.overwrite, args.start_over)
     except (
-        ConfigError, TrainingUserError, TooManyBadStepsError, ModelLoadError, CheckpointWriteError
+        ConfigError,
+        TrainingUserError,
+        TooManyBadStepsError,
+        ModelLoadError,
+        CheckpointWriteError,
+        NoUsableCutsError,
     ) as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1

@@ -40,6 +40,10 @@ class FeatureDimError(ValueError):
     """Stored features do not have the configured dimension (a config error, not bad data)."""
 
 
+class NoUsableCutsError(ValueError):
+    """Every training cut was skipped by the training filter (a data problem, not a bug)."""
+
+
 def whisper_num_frames(duration: float) -> int:
     """Whisper/HF frame count for ``duration`` seconds at 16 kHz: ``S // 160``."""
     return compute_num_samples(duration, SAMPLE_RATE) // 160
@@ -185,7 +189,7 @@ def build_dataloader(
     if train:
         cuts, report = filter_cuts_for_training(cuts, cfg)
         if next(iter(cuts), None) is None:
-            raise ValueError(
+            raise NoUsableCutsError(
                 f"no usable training cuts: every cut was skipped ({report.summary()}). "
                 "Check data.train_cuts, data.input_kind and the audio/feature files."
             )

@@ -262,6 +262,14 @@ def test_empty_or_missing_train_manifest_is_one_line(setup, tmp_path, capsys) ->
     assert not exp.exists()
 
 
+def test_a_train_set_the_filter_empties_is_one_line(setup, tmp_path, capsys) -> None:
+    """Every cut skipped by the training filter: one line with the filter's counts."""
+    argv = ["--config", str(setup["conf"]), "--exp-dir", str(tmp_path / "exp")]
+    status, err = train_main(argv + ["data.max_chars_per_second=0.01"], capsys)
+    assert status == 1 and err.count("\n") == 0
+    assert "no usable training cuts" in err and "too_many_chars_per_second" in err
+
+
 def test_read_only_exp_dir_is_refused_before_the_model_loads(
     setup, tmp_path, capsys, monkeypatch
 ) -> None:

@@ -90,21 +90,16 @@ HUBERT_XLARGE = dict(
     do_stable_layer_norm=True,
     vocab_size=32,
 )
-HUBERT_TINY = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    conv_dim=(16,) * 7,
-    conv_stride=(5, 2, 2, 2, 2, 2, 2),
-    conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-    conv_bias=True,
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=2,
-    feat_extract_norm="layer",
-    do_stable_layer_norm=True,
-    vocab_size=32,
-)
+HUBERT_TINY = {  # the same architecture, small sizes (CPU)
+    **HUBERT_XLARGE,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "conv_dim": (16,) * 7,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+}
 # openai/whisper-large-v2, encoder half: 32 x 1280, 20 heads, FFN 5120, 80 mel bins
 WHISPER_LARGE_V2 = dict(
     d_model=1280,
@@ -114,14 +109,13 @@ WHISPER_LARGE_V2 = dict(
     num_mel_bins=80,
     max_source_positions=1500,
 )
-WHISPER_TINY = dict(
-    d_model=32,
-    encoder_layers=2,
-    encoder_attention_heads=2,
-    encoder_ffn_dim=64,
-    num_mel_bins=80,
-    max_source_positions=1500,
-)
+WHISPER_TINY = {
+    **WHISPER_LARGE_V2,
+    "d_model": 32,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_dim": 64,
+}
 # lmsys/vicuna-7b-v1.5 (LLaMA-2-7B shapes)
 VICUNA_7B = dict(
     hidden_size=4096,
@@ -133,16 +127,15 @@ VICUNA_7B = dict(
     rms_norm_eps=1e-5,
     vocab_size=32000,
 )
-LLM_TINY = dict(
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=4096,
-    rms_norm_eps=1e-5,
-    vocab_size=400,
-)
+LLM_TINY = {
+    **VICUNA_7B,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 400,
+}
 
 
 @dataclass(frozen=True)

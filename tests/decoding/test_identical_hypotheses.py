@@ -28,8 +28,12 @@ WORDS = (
     "marry mummy memory mermaid yum"
 ).split()
 COMMON = ["decode.min_new_tokens_bound=12"]
-CHAR = ["decode.ctc_weight=0.5", "decode.ctc_head=char", "decode.ctc_pre_beam=4"]
-WORD_PRIOR = ["decode.word_prior={words}", "decode.word_prior_weight=0.5"]
+CHAR = [
+    "decode.scorers.ctc.weight=0.5",
+    "decode.scorers.ctc.head=char",
+    "decode.scorers.ctc.pre_beam=4",
+]
+WORD_PRIOR = ["decode.scorers.word_prior.path={words}", "decode.scorers.word_prior.weight=0.5"]
 # name -> decode overrides (``{words}``: the word-count file)
 DECODINGS: dict[str, list[str]] = {
     "paper-beam4": [],
@@ -37,28 +41,35 @@ DECODINGS: dict[str, list[str]] = {
     "paper-penalties": ["decode.length_penalty=0.5", "decode.repetition_penalty=1.3"],
     "hf-beam4": ["decode.search=hf"],
     "probe-token": ["decode.search=ctc"],
-    "probe-char": ["decode.search=ctc", "decode.ctc_head=char"],
-    "token-ctc0.3": ["decode.ctc_weight=0.3"],
-    "token-ctc0.3-no-proposals": ["decode.ctc_weight=0.3", "decode.ctc_proposals=false"],
-    "char-no-proposals": CHAR + ["decode.ctc_proposals=false"],
-    "char-proposals-bonus": CHAR + ["decode.ctc_label_bonus=2.0"],
-    "char-words": CHAR + ["decode.ctc_label_bonus=2.0"] + WORD_PRIOR,
+    "probe-char": ["decode.search=ctc", "decode.scorers.ctc.head=char"],
+    "token-ctc0.3": ["decode.scorers.ctc.weight=0.3"],
+    "token-ctc0.3-no-proposals": [
+        "decode.scorers.ctc.weight=0.3",
+        "decode.scorers.ctc.proposals=false",
+    ],
+    "char-no-proposals": CHAR + ["decode.scorers.ctc.proposals=false"],
+    "char-proposals-bonus": CHAR + ["decode.scorers.ctc.label_bonus=2.0"],
+    "char-words": CHAR + ["decode.scorers.ctc.label_bonus=2.0"] + WORD_PRIOR,
     "char-words-corrections": CHAR
-    + ["decode.ctc_label_bonus=2.0", "decode.word_prior_corrections=3"]
+    + ["decode.scorers.ctc.label_bonus=2.0", "decode.scorers.word_prior.corrections=3"]
     + WORD_PRIOR
-    + ["decode.word_prior_bonus=1.0", "decode.word_prior_oov=-15", "decode.word_prior_max_words=18"],
+    + [
+        "decode.scorers.word_prior.bonus=1.0",
+        "decode.scorers.word_prior.oov=-15",
+        "decode.scorers.word_prior.max_words=18",
+    ],
     "char-words-corrections-sound-alikes": CHAR
-    + ["decode.ctc_label_bonus=2.0", "decode.word_prior_corrections=3"]
+    + ["decode.scorers.ctc.label_bonus=2.0", "decode.scorers.word_prior.corrections=3"]
     + WORD_PRIOR
-    + ["decode.word_prior_sound_alikes=3"],
+    + ["decode.scorers.word_prior.sound_alikes=3"],
     "char-words-corrections-sound-alikes-lm": CHAR
-    + ["decode.ctc_label_bonus=2.0", "decode.word_prior_corrections=3"]
+    + ["decode.scorers.ctc.label_bonus=2.0", "decode.scorers.word_prior.corrections=3"]
     + WORD_PRIOR
-    + ["decode.word_prior_sound_alikes=3", "decode.lm_rescore_weight=0.3"],
-    "paper-lm": ["decode.lm_rescore_weight=0.3"],
+    + ["decode.scorers.word_prior.sound_alikes=3", "decode.rescorers.lm.weight=0.3"],
+    "paper-lm": ["decode.rescorers.lm.weight=0.3"],
     "token-ctc0.3-lm-greedy": [
-        "decode.ctc_weight=0.3",
-        "decode.lm_rescore_weight=2.0",
+        "decode.scorers.ctc.weight=0.3",
+        "decode.rescorers.lm.weight=2.0",
         "decode.num_beams=1",
     ],
 }

@@ -189,14 +189,14 @@ class CTCScorer(Scorer):
         self._states: Optional[torch.Tensor] = None
 
     def start(self, ctx: SearchContext) -> None:
-        model = self.model
+        model, best = self.model, None
         if self.cfg.head == "char":
             require_char_head(model)
             logits, lengths = char_logits(ctx), ctx.frame_lengths
             labels: Optional[CTCLabels] = token_spellings(model)
             if self.cfg.proposals:  # the head's best path, read from the logits just computed
                 tok = model.tokenizer
-                self.best = [tok.encode(t, add_special_tokens=False) for t in char_best_texts(ctx)]
+                best = [tok.encode(t, add_special_tokens=False) for t in char_best_texts(ctx)]
         else:
             if model.projector.ctc is None:
                 raise ValueError(
@@ -208,9 +208,23 @@ class CTCScorer(Scorer):
             logits = model.projector.ctc.logits(ctx.speech, embedding)  # (B, N, 1 + V)
             lengths, labels = ctx.speech_lengths, None
             if self.cfg.proposals:
-                self.best = [[c - 1 for c in row] for row in best_path(logits, lengths)]
+                best = [[c - 1 for c in row] for row in best_path(logits, lengths)]
         logp = torch.log_softmax(logits.float(), dim=-1)
-        self.prefix = CTCPrefixScorer(logp, lengths, ctx.num_beams, ctx.eos_id, labels)
+        self.begin(logp, lengths, ctx.num_beams, ctx.eos_id, labels, best)
+
+    def begin(
+        self,
+        logp: torch.Tensor,
+        lengths: torch.Tensor,
+        num_beams: int,
+        eos_id: int,
+        labels: Optional[CTCLabels] = None,
+        best: Optional[list[list[int]]] = None,
+    ) -> None:
+        """Start on CTC log-probabilities ``(B, T, C)`` (what :meth:`start` reads of the
+        head); ``best``: token ids to propose per utterance (None = none)."""
+        self.prefix = CTCPrefixScorer(logp, lengths, num_beams, eos_id, labels)
+        self.best = best
 
     def proposals(self) -> Optional[list[list[int]]]:
         return self.best

@@ -29,12 +29,18 @@ def token_texts(model: Any) -> list[Optional[str]]:
     """Each LLM token's spelling in the character head's alphabet after another token
     (None = unspellable; built once per model)."""
     if model not in _TEXTS:
-        labels, alphabet = token_spellings(model), model.char_ctc.alphabet
-        _TEXTS[model] = [
-            "".join(alphabet[c - 1] for c in row[:n]) if n else None
-            for row, n in zip(labels.cont.tolist(), labels.cont_len.tolist())
-        ]
+        labels = token_spellings(model)
+        _TEXTS[model] = class_texts(labels.cont, labels.cont_len, model.char_ctc.alphabet)
     return _TEXTS[model]
+
+
+def class_texts(table: torch.Tensor, lengths: torch.Tensor, alphabet: str) -> list[Optional[str]]:
+    """Texts of rows of class ids (``cont`` of :class:`CTCLabels`; class ``c`` =
+    ``alphabet[c - 1]``); None where a row is empty (an unspellable token)."""
+    return [
+        "".join(alphabet[c - 1] for c in row[:n]) if n else None
+        for row, n in zip(table.tolist(), lengths.tolist())
+    ]
 
 
 def char_logits(ctx: SearchContext) -> torch.Tensor:

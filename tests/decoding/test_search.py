@@ -11,6 +11,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from slamasr.decoding import DecodeConfig
 from slamasr.decoding.scorers.ctc import CTCConfig, CTCPrefixScorer, CTCScorer
 from slamasr.decoding.search import beam_search
+from slamasr.models.ctc_labels import CTCLabels
 from slamasr.models.slam import bound_hit_flags, new_token_bounds, pad_sequences
 from tests.helpers import ctc_paths
 
@@ -103,11 +104,12 @@ def ctc_scorer(
     weight: float,
     pre_beam: int = 8,
     extra: list[list[int]] | None = None,
+    labels: CTCLabels | None = None,
     **kwargs,
 ) -> CTCScorer:
     """The CTC scorer started on ``logp`` (``extra``: its proposals per utterance)."""
     scorer = CTCScorer(CTCConfig(weight=weight, pre_beam=pre_beam, **kwargs), model=None)
-    scorer.begin(logp, lengths, beams, EOS, best=extra)
+    scorer.begin(logp, lengths, beams, EOS, labels, best=extra)
     return scorer
 
 
@@ -287,6 +289,7 @@ def test_ctc_proposals_reach_tokens_outside_the_llm_pre_beam(llm) -> None:
     seqs = prompts(3, [5, 7, 4])
     targets = [[1, 2, 1], [5, 6, 7, 8], [9]]
     logp, lengths = _peaked_ctc(targets, width=9)
+
     def joint(extra=None) -> list[list[int]]:
         scorer = ctc_scorer(logp, lengths, 3, 0.9, pre_beam=1, extra=extra)
         return batched(llm, seqs, [8, 8, 8], 3, scorers=[scorer])

@@ -92,25 +92,38 @@ class WordPriorScorer(Scorer):
 
     Config = WordPriorConfig
 
-    def __init__(self, cfg: WordPriorConfig, model: Any) -> None:
+    def __init__(self, cfg: WordPriorConfig, model: Any, prior: Optional[WordPrior] = None) -> None:
         super().__init__(cfg, model)
-        if model.char_ctc is None:
+        if prior is None and model.char_ctc is None:
             raise ValueError(
                 "decode.scorers.word_prior spells with the character CTC head, but this model "
                 "has none (model.char_ctc.weight=0); set decode.scorers.word_prior.weight=0"
             )
-        self.prior = load_word_prior(
-            cfg.path, cfg.oov, cfg.bonus, cfg.max_words, model.char_ctc.alphabet
-        )
+        if prior is None:
+            alphabet = model.char_ctc.alphabet
+            prior = load_word_prior(cfg.path, cfg.oov, cfg.bonus, cfg.max_words, alphabet)
+        self.prior = prior
         self.states: Optional[WordStates] = None
         self.fixes: Optional[list[list[int]]] = None
 
     def start(self, ctx: SearchContext) -> None:
         rows = ctx.speech.shape[0] * ctx.num_beams
-        self.states = WordStates(self.prior, token_texts(self.model), ctx.eos_id, rows)
-        self.fixes = None
+        fixes = None
         if self.cfg.corrections > 0:
-            self.fixes = [self.corrected_ids(text) for text in char_best_texts(ctx)]
+            fixes = [self.corrected_ids(text) for text in char_best_texts(ctx)]
+        self.begin(token_texts(self.model), ctx.eos_id, rows, fixes)
+
+    def begin(
+        self,
+        texts: Sequence[Optional[str]],
+        eos_id: int,
+        num_rows: int,
+        fixes: Optional[list[list[int]]] = None,
+    ) -> None:
+        """Start on tokens spelled ``texts`` (what :meth:`start` reads of the model) for
+        ``num_rows`` rows; ``fixes``: token ids to propose per utterance."""
+        self.states = WordStates(self.prior, texts, eos_id, num_rows)
+        self.fixes = fixes
 
     def corrected_ids(self, text: str) -> list[int]:
         """Token ids of the lexicon readings of a best-path ``text``

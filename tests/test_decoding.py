@@ -247,3 +247,19 @@ def test_decode_without_an_exp_dir_creates_nothing(
     err = capsys.readouterr().err
     assert err.startswith(f"error: no experiment dir {missing}") and err.count("\n") == 1
     assert not (tmp_path / "exp").exists()
+
+
+def test_paper_flag_turns_every_scorer_off(tmp_path: Path, capsys) -> None:
+    """``--paper``: scorers and rescorers off before validation, the paper's decode dir; an
+    old flat key in --set names its new key."""
+    from slamasr.bin.decode import main
+
+    exp = make_tiny_exp(tmp_path, "fbank")
+    joint = ["--set", "decode.scorers.ctc.weight=0.5", "--set", "decode.rescorers.lm.weight=0.3"]
+    assert main(["--exp-dir", str(exp), "--print-out-dir", *joint]) == 1
+    assert "model.projector.ctc_weight=0" in capsys.readouterr().err  # no CTC head trained
+    assert main(["--exp-dir", str(exp), "--print-out-dir", "--paper", *joint]) == 0
+    assert capsys.readouterr().out.strip() == str(exp / "decode-best-avg1-beam1")
+    assert main(["--exp-dir", str(exp), "--print-out-dir", "--set", "decode.ctc_weight=0"]) == 1
+    err = capsys.readouterr().err
+    assert "decode.ctc_weight is now decode.scorers.ctc.weight" in err and "Traceback" not in err

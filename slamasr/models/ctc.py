@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from slamasr.models.ctc_labels import CTCLabels
 from slamasr.models.config import CHAR_ALPHABET
+from slamasr.models.ctc_labels import CTCLabels
 
 
 class TokenCTCHead(nn.Module):

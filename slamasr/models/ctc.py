@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from slamasr.models.beam_search import CTCLabels
 from slamasr.models.config import CHAR_ALPHABET
+from slamasr.models.ctc_labels import CTCLabels
 
 
 class TokenCTCHead(nn.Module):
@@ -153,7 +153,7 @@ class CharCTCHead(nn.Module):
     word. Characters do not have that gap: a few thousand utterances show every letter many
     times, so the head spells unseen words by their sound, and the LLM, which knows how words
     are spelled, picks among the spellings in the joint search
-    (:class:`slamasr.models.beam_search.CTCLabels`).
+    (:class:`slamasr.models.ctc_labels.CTCLabels`).
 
     It reads the encoder's frames at their own rate (50 Hz for Whisper): speech runs at
     ~15 characters a second, too many for CTC at the projector's 10 Hz.

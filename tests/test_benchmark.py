@@ -296,7 +296,7 @@ def test_joint_decoding_row_and_its_ratio_to_the_llm_alone(tmp_path):
     ours = bm.build_modes(build_model(cfg), seed=0, ours_dtype=torch.float32)["ours"]
     cpu = torch.device("cpu")
     batches = [make_tiny_batch("whisper", num=2, seed=s) for s in range(2)]
-    joint_cfg = DecodeConfig(ctc_weight=0.5, ctc_head="char", ctc_pre_beam=4)
+    joint_cfg = DecodeConfig(scorers={"ctc": {"weight": 0.5, "head": "char", "pre_beam": 4}})
     plain = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32).summary(None)
     joint = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32, joint=joint_cfg)
     assert joint.joint == "char ctc 0.5" and len(joint.hyps) == 4
@@ -315,7 +315,7 @@ def test_joint_decoding_row_and_its_ratio_to_the_llm_alone(tmp_path):
     assert "decode_joint_rtf_over_no_rescore" not in ratios
     assert any("native + char ctc 0.5" in line for line in bm.decoding_table(result))
     # with LLM rescoring of the n-best: labelled, and its cost as a ratio to the same search
-    rescored_cfg = dataclasses.replace(joint_cfg, lm_rescore_weight=0.3)
+    rescored_cfg = dataclasses.replace(joint_cfg, rescorers={"lm": {"weight": 0.3}})
     rescored = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32, joint=rescored_cfg)
     assert rescored.joint == "char ctc 0.5 + lm rescore 0.3" and len(rescored.hyps) == 4
     result["decode"]["ours_joint"] = rescored.summary(None)

@@ -65,16 +65,17 @@ class DecodeRun:
 def decode_settings(num_beams: int, search: str, joint: Optional[Any]) -> tuple[Any, str]:
     """The ``DecodeConfig`` of a run and its label ("" = the LLM alone).
 
-    ``joint``: a ``DecodeConfig`` whose CTC settings (``ctc_weight``, ``ctc_head``, ...) to
+    ``joint``: a ``DecodeConfig`` whose CTC settings (``scorers['ctc']``: weight, head, ...) to
     decode with (joint CTC/LLM search); None = the LLM alone.
     """
     from slamasr.decoding_config import DecodeConfig
 
     if joint is None:
         return DecodeConfig(num_beams=num_beams, search=search), ""
-    label = f"{joint.ctc_head} ctc {joint.ctc_weight:g}"
-    if joint.lm_rescore_weight > 0:
-        label += f" + lm rescore {joint.lm_rescore_weight:g}"
+    ctc, lm = joint.scorers["ctc"], joint.rescorers["lm"]
+    label = f"{ctc.head} ctc {ctc.weight:g}"
+    if lm.weight > 0:
+        label += f" + lm rescore {lm.weight:g}"
     return dataclasses.replace(joint, num_beams=num_beams, search=search), label
 
 
@@ -180,14 +181,12 @@ def _ours_grid(
 
 def joint_variants(joint: Optional[Any]) -> list[tuple[str, Any]]:
     """``ours_joint`` with ``joint``'s settings and, where it rescores its n-best with the
-    LLM (``lm_rescore_weight``), ``ours_joint_no_rescore`` without the rescoring."""
+    LLM (``decode.rescorers.lm``), ``ours_joint_no_rescore`` without the rescoring."""
     if joint is None:
         return []
     variants = [("ours_joint", joint)]
-    if joint.lm_rescore_weight > 0:
-        variants.append(
-            ("ours_joint_no_rescore", dataclasses.replace(joint, lm_rescore_weight=0.0))
-        )
+    if joint.rescorers["lm"].weight > 0:
+        variants.append(("ours_joint_no_rescore", dataclasses.replace(joint, rescorers={})))
     return variants
 
 
@@ -230,7 +229,8 @@ def run_decoding_modes(
     joint: Optional[Any] = None,
 ) -> dict[str, Any]:
     """Ours at every (beam, batch size); the reference at batch 1, beam 4 from features;
-    with ``joint`` (a ``DecodeConfig`` with ``ctc_weight`` > 0) also :func:`joint_variants`.
+    with ``joint`` (a ``DecodeConfig`` with ``scorers['ctc'].weight`` > 0) also
+    :func:`joint_variants`.
 
     Args:
         modes: both modes.

@@ -40,8 +40,8 @@ class BenchmarkOptions:
         decode_checkpoint: a training checkpoint dir whose projector both modes decode with
             ("" = the projectors of the benchmark's own short training).
         joint_decode: also time ours' joint CTC/LLM search with the config's ``decode``
-            settings (``ctc_weight`` > 0; the checkpoint must have the CTC head it reads) at
-            the largest batch size, against the LLM alone at that size.
+            settings (``decode.scorers.ctc.weight`` > 0; the checkpoint must have the CTC head
+            it reads) at the largest batch size, against the LLM alone at that size.
         peak_seconds: seconds per dtype of the matmul peak measurement.
         seed: projector initialization seed (same for both modes).
     """

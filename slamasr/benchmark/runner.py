@@ -148,10 +148,10 @@ def _joint_settings(cfg: Any, opts: BenchmarkOptions) -> Optional[Any]:
     """The config's decode settings when ``--joint-decode`` asks for the joint search."""
     if not opts.joint_decode:
         return None
-    if cfg.decode.ctc_weight <= 0:
+    if cfg.decode.scorers["ctc"].weight <= 0:
         raise ValueError(
-            "--joint-decode decodes with the config's decode.ctc_weight, which is 0; "
-            "set it (e.g. --set decode.ctc_weight=0.5) or drop --joint-decode"
+            "--joint-decode decodes with the config's decode.scorers.ctc.weight, which is 0; "
+            "set it (e.g. --set decode.scorers.ctc.weight=0.5) or drop --joint-decode"
         )
     return cfg.decode
 

@@ -11,10 +11,8 @@ heads beyond the paper (``slamasr.models.heads``) add their weighted losses besi
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
@@ -44,7 +42,8 @@ def _stat(mean: torch.Tensor, count: int | torch.Tensor) -> Stat:
 
 def _total(losses: Iterable[torch.Tensor]) -> torch.Tensor:
     """The sum of ``losses``, added left to right."""
-    return functools.reduce(operator.add, losses)
+    first, *rest = losses
+    return sum(rest, first)
 
 
 class SlamASR(nn.Module):

@@ -97,7 +97,7 @@ class TrainingReporter:
     def add_step(self, state: Any, stats: Stats, lr: float) -> None:
         """Account one optimizer step's statistics by name (``slamasr.training.stats``); log
         on interval."""
-        add_stats(self._window, {name: tuple(pair) for name, pair in stats.items()})
+        add_stats(self._window, stats)
         if self.bar is not None:
             self.bar.update(1)
         if state.step % self.cfg.log_interval == 0:

@@ -10,7 +10,7 @@ as ``loss`` and ``acc``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,7 +29,7 @@ def zero_stats(names: list[str]) -> Stats:
     return {name: [0.0, 0.0] for name in names}
 
 
-def add_stats(total: Stats, new: Mapping[str, tuple[Any, Any]]) -> None:
+def add_stats(total: Stats, new: Mapping[str, Sequence[Any]]) -> None:
     """Add ``new``'s ``(sum, count)`` pairs (numbers or 0-dim tensors) to ``total``."""
     for name, (value, count) in new.items():
         acc = total.setdefault(name, [0.0, 0.0])

@@ -7,6 +7,11 @@ warm-up steps, then joint steps, validating in both phases. The final trainable 
 record in ``golden_same_weights.json``, bit for bit: a refactor of the model's loss or of the
 loop's bookkeeping may not change a single operation.
 
+One value was changed on purpose: the dev loss at step 4. Validation used to round each
+batch's CE * tokens to float32 before summing in float64 (training did not); statistics by name
+sum in float64 throughout. Put that rounding back into ``loop.validate`` and the original
+record (commit 07c0b0b) passes unchanged, weights included.
+
 The record depends on the torch build (and, rarely, the CPU's kernels): after a torch upgrade
 rewrite it from the code before your change with::
 

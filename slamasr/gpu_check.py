@@ -592,7 +592,7 @@ def run_train_steps(
             with timed(device, times, "s"):
                 stats = train_one_step(trainer, stream)
             seconds.append(times["s"])
-            losses.append(None if stats is None else float(stats[0] / max(float(stats[1]), 1)))
+            losses.append(None if stats is None else stats["ce"][0] / max(stats["ce"][1], 1))
         memory = peak_bytes(device)
     flops = step_flops(model, batch)
     steady = seconds[1:] if len(seconds) > 1 else seconds

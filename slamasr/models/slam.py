@@ -4,29 +4,43 @@ Sequences: ``prefix | speech | suffix | target`` per utterance (see ``slamasr.mo
 Position ids always count each utterance's own tokens from 0: training pads on the right,
 inference pads on the left with ``position_ids = cumsum(attention_mask) - 1``, so an
 utterance sees the same positions alone or in any batch.
+
+Training minimises the LLM's cross entropy over the transcript's tokens (+ EOS). Auxiliary
+heads beyond the paper (``slamasr.models.heads``) add their weighted losses beside it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
-from slamasr.models.ctc import CharCTCHead
-from slamasr.models.ctc_labels import CTCLabels
 from slamasr.models.encoders import SpeechEncoder
+from slamasr.models.heads import AuxiliaryHead, Transcripts
 from slamasr.models.llm import PromptTemplate, decoder_and_head
 from slamasr.models.projector import Projector
-
-if TYPE_CHECKING:
-    from slamasr.decoding.lexicon import WordPrior
 
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+
+Stat = tuple[torch.Tensor, torch.Tensor]  # (sum, count) of a statistic over a batch
+
+
+def _stat(mean: torch.Tensor, count: int | torch.Tensor) -> Stat:
+    """A mean over ``count`` items as a detached float64 ``(sum, count)``."""
+    count = torch.as_tensor(count)
+    return mean.detach().double() * count, count
+
+
+def _total(losses: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The sum of ``losses``, added left to right."""
+    first, *rest = losses
+    return sum(rest, first)
 
 
 class SlamASR(nn.Module):
@@ -38,9 +52,8 @@ class SlamASR(nn.Module):
         llm: a Hugging Face causal LM (frozen).
         tokenizer: its tokenizer.
         template: the prompt template.
-        ctc_weight: weight of the projector's auxiliary CTC loss (needs ``projector.ctc``).
-        char_ctc: a character CTC head on the encoder's frames (trained beside the projector).
-        char_ctc_weight: weight of its loss.
+        heads: auxiliary heads trained beside the projector (none in the paper); one that
+            is not part of the projector is registered under its name (``char_ctc``).
     """
 
     def __init__(
@@ -50,27 +63,20 @@ class SlamASR(nn.Module):
         llm: nn.Module,
         tokenizer: Any,
         template: PromptTemplate,
-        ctc_weight: float = 0.0,
-        char_ctc: Optional[CharCTCHead] = None,
-        char_ctc_weight: float = 0.0,
+        heads: Sequence[AuxiliaryHead] = (),
     ) -> None:
         super().__init__()
-        if ctc_weight > 0 and projector.ctc is None:
-            raise ValueError("ctc_weight > 0 needs a projector built with its CTC head")
-        if char_ctc_weight > 0 and char_ctc is None:
-            raise ValueError("char_ctc_weight > 0 needs a CharCTCHead")
         self.encoder = encoder
         self.projector = projector
         self.llm = llm
         self.tokenizer = tokenizer
         self.template = template
-        self.ctc_weight = ctc_weight
-        self.char_ctc = char_ctc
-        self.char_ctc_weight = char_ctc_weight
-        self._char_labels: Optional[CTCLabels] = None
-        self._word_texts: Optional[list[Optional[str]]] = None
-        self._word_prior: Optional[tuple[tuple[str, float, float, int], WordPrior]] = None
-        self._warned_unspellable = False
+        self.aux_heads: dict[str, AuxiliaryHead] = {head.name: head for head in heads}
+        for name, head in self.aux_heads.items():
+            if not any(head is part for part in projector.modules()):
+                self.add_module(name, head)  # type: ignore[arg-type]
+        if "char_ctc" not in self.aux_heads:
+            self.char_ctc = None
         self.llm.requires_grad_(False)
         self.llm.eval()
 
@@ -83,14 +89,15 @@ class SlamASR(nn.Module):
         return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """What the optimizer gets: projector, character CTC head (+ encoder when not frozen)."""
+        """What the optimizer gets: projector, auxiliary heads (+ encoder when not frozen)."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """State of the trainable parts only, keys prefixed ``projector.`` / ``char_ctc.`` /
-        ``encoder.``."""
+        """State of the trainable parts only, keys prefixed ``projector.`` (with its token CTC
+        head), an auxiliary head's name (``char_ctc.``) or ``encoder.``."""
         names = {n for n, p in self.named_parameters() if p.requires_grad}
-        prefixes = ("projector.", "char_ctc.") + (("encoder.",) if not self.encoder.frozen else ())
+        heads = tuple(f"{name}." for name in self.aux_heads if name in self._modules)
+        prefixes = ("projector.", *heads) + (("encoder.",) if not self.encoder.frozen else ())
         return {
             k: v.detach().clone()
             for k, v in self.state_dict().items()
@@ -197,88 +204,82 @@ class SlamASR(nn.Module):
 
     # ----------------------------------------------------------------- training
 
-    def forward(self, batch: dict[str, Any], llm_loss: bool = True) -> dict[str, torch.Tensor]:
-        """Teacher-forced loss over transcript tokens + EOS (+ the weighted auxiliary CTC).
+    def forward(self, batch: dict[str, Any], llm_loss: bool = True) -> dict[str, Any]:
+        """Teacher-forced CE over the transcript's tokens + EOS, the paper's loss.
 
         Args:
-            llm_loss: run the frozen LLM; False trains on the CTC loss alone (needs the CTC
-                head), which skips the LLM's forward and backward entirely.
+            llm_loss: run the frozen LLM. False trains the auxiliary heads alone (the
+                unweighted sum of their losses) and skips the LLM's forward and backward
+                entirely (``train.ctc_only_steps``).
 
         Returns:
-            dict: loss (what to minimise: ``ce + ctc_weight * ctc``), ce (mean CE over target
-            tokens; 0 without the LLM), num_tokens (supervised tokens; 0 without the LLM),
-            num_correct (argmax hits), with the CTC head ctc (mean CTC per target token) and
-            num_utts, with the character CTC head char_ctc (mean CTC per character) and
-            num_char_utts. Without the LLM the loss is the sum of the CTC losses (their
-            weights balance them against the LLM loss).
+            ``loss``: what to minimise, ``ce + sum(head.weight * head loss)``; and per
+            statistic a ``(sum, count)`` pair of detached tensors under its name: ``ce``
+            (CE summed over the target tokens, their number), ``correct`` (argmax hits, the
+            same tokens), and each head's loss (``ctc``, ``char_ctc``: summed over the
+            utterances it covered, their number). Without the LLM: no ``ce``/``correct``.
         """
-        frames, frame_lengths = self.encode(batch)  # (B, T, D)
-        speech, lengths = self.project(frames, frame_lengths)  # (B, N, d), (B,)
+        if not llm_loss and not self.aux_heads:
+            raise ValueError(
+                "llm_loss=False trains the auxiliary heads alone, but the model has none: "
+                "set model.projector.ctc_weight > 0 (or model.char_ctc.weight > 0)"
+            )
+        frames = self.encode(batch)  # (B, T, D), (B,)
+        speech = self.project(*frames)  # (B, N, d), (B,)
         target_ids = [self.template.target_ids(text) for text in batch["texts"]]  # EOS included
-        out: dict[str, torch.Tensor] = {}
-        if self.ctc_weight > 0:
-            out["ctc"] = self._ctc_loss(target_ids, speech, lengths)
-            out["num_utts"] = torch.tensor(speech.shape[0])
-        elif not llm_loss:
-            raise ValueError("llm_loss=False trains on the CTC loss alone: needs ctc_weight > 0")
-        aux = out["ctc"] * self.ctc_weight if "ctc" in out else None
-        if self.char_ctc_weight > 0:
-            out["char_ctc"], used = self._char_ctc_loss(frames, frame_lengths, batch["texts"])
-            out["num_char_utts"] = torch.tensor(used)
-            char = out["char_ctc"] * self.char_ctc_weight
-            aux = char if aux is None else aux + char
-        if llm_loss:
-            inputs = self.build_inputs(
-                batch, True, left_pad=False, speech=(speech, lengths), targets=target_ids
-            )
-            labels = inputs.pop("labels")  # (B, L)
-            targets = labels[:, 1:]  # (B, L-1): token t+1 predicted at position t
-            selected = targets != IGNORE_INDEX  # (B, L-1)
-            logits = self._supervised_logits(inputs, selected)  # (N, V)
-            gold = targets[selected]  # (N,)
-            ce = nn.functional.cross_entropy(logits.float(), gold)
-            out.update(
-                ce=ce, num_tokens=selected.sum(), num_correct=(logits.argmax(-1) == gold).sum()
-            )
-            out["loss"] = ce + aux if aux is not None else ce
-        else:
-            zero = torch.zeros((), dtype=torch.long)
-            loss = out["ctc"] + out["char_ctc"] if "char_ctc" in out else out["ctc"]
-            out.update(ce=torch.zeros(()), num_tokens=zero, num_correct=zero, loss=loss)
+        head_losses = self._head_losses(frames, speech, batch["texts"], target_ids)
+        out: dict[str, Any] = {name: _stat(*loss) for name, loss in head_losses.items()}
+        if not llm_loss:
+            out["loss"] = _total(loss for loss, _ in head_losses.values())
+            return out
+        logits, gold = self._target_logits(batch, speech, target_ids)  # (N, V), (N,)
+        ce = nn.functional.cross_entropy(logits.float(), gold)
+        tokens = torch.tensor(gold.numel())
+        out["ce"] = _stat(ce, tokens)
+        out["correct"] = ((logits.argmax(-1) == gold).sum().detach(), tokens)
+        weighted = [loss * self.aux_heads[name].weight for name, (loss, _) in head_losses.items()]
+        out["loss"] = ce + _total(weighted) if weighted else ce
         return out
 
-    def _char_ctc_loss(
-        self, frames: torch.Tensor, lengths: torch.Tensor, texts: list[str]
-    ) -> tuple[torch.Tensor, int]:
-        """The character head's CTC loss and how many utterances it covered; a transcript
-        with a character outside the alphabet is left out of this loss (warned once)."""
-        loss, skipped = self.char_ctc.loss(frames, lengths, texts)
-        if skipped and not self._warned_unspellable:
-            bad = [t for t in texts if t and self.char_ctc.encode(t) is None]
-            why = (
-                f"e.g. {bad[0]!r} has characters outside model.char_ctc.alphabet="
-                f"{self.char_ctc.alphabet!r}"
-                if bad
-                else "empty transcripts"
-            )
-            logger.warning(
-                "character CTC head: %d of %d transcripts in a batch left out of its loss: %s "
-                "(warned once)",
-                skipped,
-                len(texts),
-                why,
-            )
-            self._warned_unspellable = True
-        return loss, len(texts) - skipped
+    def stat_names(self, llm_loss: bool = True) -> list[str]:
+        """The statistics :meth:`forward` reports (besides ``loss``) in that mode."""
+        return list(self.aux_heads) + (["ce", "correct"] if llm_loss else [])
 
-    def _ctc_loss(
-        self, targets: list[list[int]], speech: torch.Tensor, lengths: torch.Tensor
-    ) -> torch.Tensor:
-        """The projector's auxiliary CTC loss against the transcripts' token ids (EOS dropped)."""
+    def _head_losses(
+        self,
+        frames: tuple[torch.Tensor, torch.Tensor],
+        speech: tuple[torch.Tensor, torch.Tensor],
+        texts: list[str],
+        target_ids: list[list[int]],
+    ) -> dict[str, tuple[torch.Tensor, int]]:
+        """Each auxiliary head's (mean loss, utterances covered) on what it reads."""
+        if not self.aux_heads:
+            return {}
         eos = self.template.eos_id
-        tokens = [ids[:-1] if ids and ids[-1] == eos else ids for ids in targets]
-        embedding = self.llm.get_input_embeddings().weight
-        return self.projector.ctc.loss(speech, lengths, tokens, embedding)
+        transcripts = Transcripts(
+            texts=texts,
+            token_ids=[ids[:-1] if ids and ids[-1] == eos else ids for ids in target_ids],
+            token_embedding=self.llm.get_input_embeddings().weight,
+        )
+        inputs = {"frames": frames, "speech": speech}
+        return {
+            name: head.aux_loss(*inputs[head.reads], transcripts)
+            for name, head in self.aux_heads.items()
+        }
+
+    def _target_logits(
+        self,
+        batch: dict[str, Any],
+        speech: tuple[torch.Tensor, torch.Tensor],
+        target_ids: list[list[int]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LLM's logits ``(N, V)`` at the positions that predict a target token, and
+        those tokens ``(N,)``."""
+        inputs = self.build_inputs(batch, True, left_pad=False, speech=speech, targets=target_ids)
+        labels = inputs.pop("labels")  # (B, L)
+        targets = labels[:, 1:]  # (B, L-1): token t+1 predicted at position t
+        selected = targets != IGNORE_INDEX  # (B, L-1)
+        return self._supervised_logits(inputs, selected), targets[selected]
 
     def _supervised_logits(
         self, inputs: dict[str, torch.Tensor], selected: torch.Tensor

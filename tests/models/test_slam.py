@@ -31,8 +31,11 @@ def test_forward_shapes_masks_and_supervised_tokens(tiny_fbank_model: SlamASR) -
     suffix = len(model.template.pieces("Transcribe speech to text.").suffix)
     assert n == prefix + int(speech[2]) + suffix + len(targets[2])
     out = model(batch)
-    assert out["num_tokens"] == sum(len(t) for t in targets)
-    assert 0 <= out["num_correct"] <= out["num_tokens"] and out["loss"].dim() == 0
+    (ce_sum, tokens), (correct, same_tokens) = out["ce"], out["correct"]
+    assert int(tokens) == int(same_tokens) == sum(len(t) for t in targets)
+    assert 0 <= correct <= tokens and out["loss"].dim() == 0
+    assert set(out) == {"loss", "ce", "correct"} and model.stat_names() == ["ce", "correct"]
+    torch.testing.assert_close(out["loss"], (ce_sum / tokens).float())  # the paper: CE alone
 
 
 def test_supervised_logits_equal_full_logits(tiny_fbank_model: SlamASR) -> None:
@@ -105,8 +108,8 @@ def overfit(tmp_path_factory: pytest.TempPathFactory) -> tuple[SlamASR, dict, li
 def test_loss_decreases_when_overfitting(overfit: tuple) -> None:
     model, batch, losses = overfit
     assert losses[-1] < 0.15 * losses[0], losses[::10]
-    out = model(batch)
-    assert out["num_correct"] >= 0.8 * out["num_tokens"]
+    correct, tokens = model(batch)["correct"]
+    assert correct >= 0.8 * tokens
 
 
 @pytest.mark.parametrize("num_beams", [4, 1])

@@ -56,7 +56,7 @@ class ModeSetup:
 def reference_loss(model: SlamASR, batch: Batch) -> dict[str, torch.Tensor]:
     """Reference-style loss: full-vocabulary logits at every position, shifted CE.
 
-    Same contract as ``SlamASR.forward`` (loss, num_tokens, num_correct); the logits
+    Same contract as ``SlamASR.forward`` (loss; ce and correct as ``(sum, count)``); the logits
     ``(B, L, V)`` are computed for all positions as the reference code does.
     """
     inputs = model.build_inputs(batch, with_targets=True, left_pad=False)
@@ -69,7 +69,8 @@ def reference_loss(model: SlamASR, batch: Batch) -> dict[str, torch.Tensor]:
     )
     selected = targets != IGNORE_INDEX
     correct = (shifted.argmax(-1)[selected] == targets[selected]).sum()
-    return {"loss": loss, "num_tokens": selected.sum(), "num_correct": correct}
+    n = selected.sum()
+    return {"loss": loss, "ce": (loss.detach().double() * n, n), "correct": (correct, n)}
 
 
 class ReferenceSlamASR(SlamASR):

@@ -250,10 +250,10 @@ def dev_loss(trainer: Trainer, loader: Iterable[Batch]) -> dict[str, float]:
         if not batch["cut_ids"]:
             continue
         out = compute_loss(trainer, batch)
-        n = float(out["num_tokens"])
+        n = float(out["ce"][1])
         loss_sum += float(out["loss"]) * n
         tokens += n
-        correct += float(out["num_correct"])
+        correct += float(out["correct"][0])
     trainer.model.train()
     return {
         "loss": loss_sum / max(tokens, 1.0),

@@ -49,13 +49,13 @@ def synthesize_engine_chunk(task: tuple[str, int, list[tuple[str, str, str]]]) -
     beside its final name and renaming it (a killed run leaves no truncated file).
 
     Args:
-        task: ``(engine name, sample_rate, jobs)``.
+        task: ``(engine module, sample_rate, jobs)``.
 
     Returns:
         The paths written.
     """
-    name, sample_rate, jobs = task
-    module = importlib.import_module(OTHER_ENGINES[name].module)
+    module_name, sample_rate, jobs = task
+    module = importlib.import_module(module_name)
     written = []
     for text, voice, path in jobs:
         final = Path(path)

@@ -67,8 +67,9 @@ TRAIN_PROSODY = {
 UNSEEN_CONDITIONS = ("clean", "clean", "telephone", "brown")
 """Channels of test_unseen, drawn per utterance: none (half), a telephone line, brown noise."""
 UNSEEN_SNR_RANGE = (8.0, 15.0)
-UNSEEN_SEED_OFFSET = 1_000_003
-"""test_unseen's sentences: the test bucket's generator with this seed offset (not test's)."""
+UNSEEN_START = 250
+"""test_unseen speaks the test bucket's sentences from this index on: test may have up to
+this many utterances."""
 SPLITS = ("train", "dev", "test", "test_ood", "dev_ood", "test_unseen")
 SYNTH_CHUNK = 512
 """Utterances per synthesis process: each chunk of a split's plan is spoken in order by a
@@ -137,8 +138,14 @@ def split_sentences(split: str, num: int, seed: int) -> list[Sentence]:
     if split == "dev_ood":
         return dev_ood_sentences()[:num]
     if split == "test_unseen":
-        return generate_sentences(num, seed + UNSEEN_SEED_OFFSET, "test")
+        return unseen_sentences(num, seed)
     return generate_sentences(num, seed, split)
+
+
+def unseen_sentences(num: int, seed: int) -> list[Sentence]:
+    """test_unseen's sentences: the test bucket's from index :data:`UNSEEN_START` on, after
+    any the test split uses (the generator's first sentences do not depend on the count)."""
+    return generate_sentences(UNSEEN_START + num, seed, "test")[UNSEEN_START:] if num > 0 else []
 
 
 def draw_setting(rng: random.Random, voice: str, split: str) -> VoiceSetting:
@@ -238,15 +245,14 @@ def _synthesis_tasks(plan: list[Utterance], chunk_size: int) -> list[tuple[str, 
                 jobs = [
                     (u.sentence.display, u.setting, str(u.synth_path), _missing(u)) for u in chunk
                 ]
+                tasks.append((engine, (SAMPLE_RATE, jobs)))
             else:
                 jobs = [
                     (u.sentence.display, u.setting.voice, str(u.synth_path))
                     for u in chunk
                     if _missing(u)
                 ]
-            tasks.append(
-                (engine, (SAMPLE_RATE, jobs) if engine == "espeak" else (engine, SAMPLE_RATE, jobs))
-            )
+                tasks.append((engine, (OTHER_ENGINES[engine].module, SAMPLE_RATE, jobs)))
     return tasks
 
 
@@ -397,6 +403,11 @@ def prepare_espeak_corpus(
     ):
         if num > len(sentences):
             raise ValueError(f"{name}={num} but only {len(sentences)} hand-written sentences exist")
+    if num_unseen > 0 and num_test > UNSEEN_START:
+        raise ValueError(
+            f"num_test={num_test} would reach test_unseen's sentences (from {UNSEEN_START} on): "
+            f"use num_test <= {UNSEEN_START}"
+        )
     sizes = {
         "train": num_train,
         "dev": num_dev,

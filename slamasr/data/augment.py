@@ -25,11 +25,13 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -50,6 +52,7 @@ NUM_RIRS = 40
 T60_RANGE = (0.2, 0.8)
 NOISE_SECONDS = 30.0
 BABBLE_TALKERS = 3
+AUGMENT_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -220,12 +223,12 @@ def unseen_channel(
     return (out * (0.99 / peak) if peak > 0.99 else out).astype(np.float32)
 
 
-def _write(path: Path, samples: np.ndarray, recording_id: str) -> Recording:
-    """Writes a 16-kHz FLAC (unless it exists) and returns its recording."""
+def _write(path: Path, make: Callable[[], np.ndarray], recording_id: str) -> Recording:
+    """Writes ``make()`` as a 16-kHz FLAC (unless the file exists); returns its recording."""
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        sf.write(tmp, samples, SAMPLE_RATE, format="FLAC")
+        sf.write(tmp, make(), SAMPLE_RATE, format="FLAC")
         os.replace(tmp, path)
     return Recording.from_file(path, recording_id=recording_id)
 
@@ -233,27 +236,29 @@ def _write(path: Path, samples: np.ndarray, recording_id: str) -> Recording:
 def prepare_sources(
     out_dir: Path, seed: int, noise_kinds: tuple[str, ...] = ("white", "pink")
 ) -> tuple[RecordingSet, RecordingSet]:
-    """The synthetic impulse responses and noises, written once under ``out_dir``.
+    """The synthetic impulse responses and noises, written once under ``out_dir/s<seed>``.
 
     Args:
-        out_dir: e.g. ``data/augment`` (gets ``rirs/`` and ``noise/``).
+        out_dir: e.g. ``data/augment`` (gets ``s<seed>/rirs/`` and ``s<seed>/noise/``).
         seed: seed of the responses and noises.
         noise_kinds: generated noise kinds (babble comes from the utterances themselves).
 
     Returns:
         ``(rirs, noises)``: recording ids ``rir00``..., and the noise kinds.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) / f"s{seed}"
     rirs = []
     for index in range(NUM_RIRS):
         rng = np.random.default_rng([seed, 1, index])
         rir_id = f"rir{index:02d}"
-        rirs.append(_write(out_dir / "rirs" / f"{rir_id}.flac", synthetic_rir(rng), rir_id))
+        path = out_dir / "rirs" / f"{rir_id}.flac"
+        rirs.append(_write(path, functools.partial(synthetic_rir, rng), rir_id))
     noises = []
+    num_samples = int(NOISE_SECONDS * SAMPLE_RATE)
     for index, kind in enumerate(noise_kinds):
         rng = np.random.default_rng([seed, 2, index])
-        samples = colored_noise(kind, rng, int(NOISE_SECONDS * SAMPLE_RATE))
-        noises.append(_write(out_dir / "noise" / f"{kind}.flac", samples, kind))
+        make = functools.partial(colored_noise, kind, rng, num_samples)
+        noises.append(_write(out_dir / "noise" / f"{kind}.flac", make, kind))
     return RecordingSet.from_recordings(rirs), RecordingSet.from_recordings(noises)
 
 
@@ -339,7 +344,7 @@ def materialize(clean: MonoCut, cond: Condition, sources: Sources, path: Path) -
         A mono cut with the clean cut's id, text and speaker.
     """
     if not path.is_file():
-        _write(path, render(clean.load_audio()[0], cond, sources), clean.id)
+        _write(path, lambda: render(clean.load_audio()[0], cond, sources), clean.id)
     recording = Recording.from_file(path, recording_id=clean.id)
     supervision = clean.supervisions[0]
     custom = dict(supervision.custom or {}, augment=cond.describe())
@@ -370,22 +375,28 @@ def _augment_chunk(task: tuple[str, str, int, list[int]]) -> list[dict]:
         if cond.noise == "babble":
             picked = rng.sample(cuts, min(len(cuts), BABBLE_TALKERS + 1))
             talkers = [c.load_audio()[0] for c in picked if c.id != clean.id][:BABBLE_TALKERS]
-        path = Path(out_dir) / "audio" / f"{clean.id}.flac"
+        path = Path(out_dir) / f"s{seed}" / "audio" / f"{clean.id}.flac"
         done.append(materialize(clean, cond, Sources(rirs, noises, talkers), path).to_dict())
     return done
 
 
 def augment_cuts(
-    cuts_in: Path | str, cuts_out: Path | str, out_dir: Path | str, seed: int, num_jobs: int = 1
+    cuts_in: Path | str,
+    cuts_out: Path | str,
+    out_dir: Path | str,
+    seed: int,
+    num_jobs: int = 1,
+    chunk_size: int = AUGMENT_CHUNK,
 ) -> Path:
     """Writes the augmented training manifest (skipped if it exists), order and ids kept.
 
     Args:
         cuts_in: clean cut manifest.
-        cuts_out: manifest to write (its audio under ``out_dir/audio``).
+        cuts_out: manifest to write (its audio under ``out_dir/s<seed>/audio``).
         out_dir: directory of the augmented audio, impulse responses and noises.
         seed: augmentation seed.
         num_jobs: worker processes.
+        chunk_size: cuts per pool task (each task reads the manifest and sources once).
 
     Returns:
         ``cuts_out``.
@@ -396,14 +407,13 @@ def augment_cuts(
         logging.info("%s exists with %d cuts; skipping augmentation", cuts_out, num)
         return cuts_out
     prepare_sources(out_dir, seed)  # once, before the workers read them
-    step = max(1, -(-num // max(1, num_jobs * 4)))
     tasks = [
-        (str(cuts_in), str(out_dir), seed, list(range(s, min(s + step, num))))
-        for s in range(0, num, step)
+        (str(cuts_in), str(out_dir), seed, list(range(s, min(s + chunk_size, num))))
+        for s in range(0, num, chunk_size)
     ]
     start = time.perf_counter()
-    if num_jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(num_jobs) as pool:
+    if num_jobs > 1 and len(tasks) > 1:
+        with multiprocessing.get_context("spawn").Pool(min(num_jobs, len(tasks))) as pool:
             chunks = pool.map(_augment_chunk, tasks)
     else:
         chunks = [_augment_chunk(task) for task in tasks]

@@ -22,6 +22,7 @@ from slamasr.corpora.espeak_corpus import (
     manifest_path,
     plan_split,
     prepare_espeak_corpus,
+    split_voices,
     synthesize_missing,
 )
 from slamasr.corpora.sentences import generate_sentences, normalize_text
@@ -185,6 +186,11 @@ def test_unseen_channels_are_rendered_and_recorded(corpus):
 def test_another_engine_joins_training_and_its_held_out_voice_tests(tmp_path, monkeypatch):
     engine = engines.Engine("tests.corpora.fake_engine", held_out=("high",))
     monkeypatch.setitem(engines.OTHER_ENGINES, "fake", engine)
+    train_pairs, unseen_pairs = split_voices("train"), split_voices("test_unseen")
+    assert ("fake", "low") in train_pairs and ("fake", "mid") in train_pairs
+    assert ("fake", "high") not in train_pairs and ("fake", "high") in unseen_pairs
+    assert not {("fake", "low"), ("fake", "mid")} & set(unseen_pairs)
+    assert not {pair for pair in split_voices("test") if pair[0] == "fake"}
     cuts = prepare_espeak_corpus(tmp_path, 60, 0, 0, 0, seed=2, num_jobs=2, num_unseen=30)
     train = list(CutSet.from_file(cuts["train"]))
     unseen = list(CutSet.from_file(cuts["test_unseen"]))

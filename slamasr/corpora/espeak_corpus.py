@@ -61,9 +61,10 @@ TRAIN_PROSODY = {
     "rate": (115, 210),
     "pitch": (20, 80),
     "pitch_range": (15, 95),
-    "volume": (60, 140),
+    "volume": (50, 110),
 }
-"""Training prosody: uniform ranges of :class:`VoiceSetting`'s fields, drawn per utterance."""
+"""Training prosody: uniform ranges of :class:`VoiceSetting`'s fields, drawn per utterance
+(volume at most a little above eSpeak's 100, which already peaks near full scale)."""
 UNSEEN_CONDITIONS = ("clean", "clean", "telephone", "brown")
 """Channels of test_unseen, drawn per utterance: none (half), a telephone line, brown noise."""
 UNSEEN_SNR_RANGE = (8.0, 15.0)

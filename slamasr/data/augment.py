@@ -338,15 +338,19 @@ def materialize(clean: MonoCut, cond: Condition, sources: Sources, path: Path) -
         clean: a clean mono cut with one supervision.
         cond: its condition, recorded in ``supervision.custom["augment"]``.
         sources: impulse responses, noises and babble talkers.
-        path: FLAC path (reused if it exists: a killed run leaves no partial file).
+        path: FLAC path (reused if it exists: a killed run leaves no partial file); a clean
+            condition writes none and keeps the clean cut's recording.
 
     Returns:
         A mono cut with the clean cut's id, text and speaker.
     """
+    supervision = clean.supervisions[0]
+    if cond.describe() == "clean":  # the clean file itself, not a copy
+        custom = dict(supervision.custom or {}, augment="clean")
+        return fastcopy(clean, supervisions=[fastcopy(supervision, custom=custom)])
     if not path.is_file():
         _write(path, lambda: render(clean.load_audio()[0], cond, sources), clean.id)
     recording = Recording.from_file(path, recording_id=clean.id)
-    supervision = clean.supervisions[0]
     custom = dict(supervision.custom or {}, augment=cond.describe())
     supervision = fastcopy(supervision, start=0.0, duration=recording.duration, custom=custom)
     return MonoCut(

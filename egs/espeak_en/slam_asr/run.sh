@@ -3,6 +3,7 @@
 #
 #   ./run.sh                          # stages 0-5, ~30 minutes on 2 CPU cores
 #   ./run.sh --smoke true             # the same stages on a few utterances (CI)
+#   ./run.sh --augment false          # train on the clean synthesized audio (no speed/room/noise)
 #   ./run.sh --stage 4 --stop-stage 5 --decode-opts "--checkpoint last"
 set -euo pipefail
 

@@ -121,4 +121,15 @@ def test_binary_fallback_command_and_parsing(tmp_path, monkeypatch):
     audio = synth.synthesize("Hello there.", VoiceSetting("en-us+m3", rate=150, pitch=42))
     assert synth.backend_name == "binary" and audio.shape == (16000,)
     args = (tmp_path / "args.txt").read_text()
-    assert args == "--stdout -v en-us+m3 -s 150 -p 42 Hello there."
+    assert args == "--stdout -v en-us+m3 -s 150 -p 42 -a 100 Hello there."
+
+
+def test_binary_backend_passes_volume_and_warns_about_pitch_range(tmp_path, monkeypatch, caplog):
+    test_binary_fallback_command_and_parsing(tmp_path, monkeypatch)
+    synth = EspeakSynthesizer(backend="binary")
+    setting = VoiceSetting("en-us", rate=150, pitch=42, pitch_range=80, volume=70)
+    with caplog.at_level("WARNING"):
+        synth.synthesize("Hi.", setting)
+        synth.synthesize("Hi.", setting)
+    assert "-a 70" in (tmp_path / "args.txt").read_text()
+    assert caplog.text.count("ignores pitch_range") == 1  # once, not per utterance

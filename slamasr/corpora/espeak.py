@@ -55,10 +55,19 @@ speakers make the projector map sounds rather than five voices."""
 OOD_VOICES = ("en-us+m2", "en-us+m5", "en-us+f3", "en-us+f1", "en-us+m4")
 """Voices of the out-of-domain test set; disjoint from :data:`TRAIN_VOICES`."""
 
+DEV_OOD_VOICES = ("en-us+Andy", "en-us+Annie", "en-us+Denis", "en-us+Lee", "en-us+linda")
+"""Voices of the out-of-domain dev set: in neither :data:`TRAIN_VOICES` nor
+:data:`OOD_VOICES`."""
+
+UNSEEN_VOICES = ("en-us+whisper", "en-us+whisperf", "en-us+croak", "en-us+grandpa", "en-us+aunty")
+"""Voices of the never-trained-on test set (whispered, croaky, aged): in no other list."""
+
 # espeak_AUDIO_OUTPUT, espeak_PARAMETER, espeak_POSITION_TYPE and flag values from speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _PARAM_RATE = 1
+_PARAM_VOLUME = 2
 _PARAM_PITCH = 3
+_PARAM_RANGE = 4
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(
@@ -74,11 +83,15 @@ class VoiceSetting:
         voice: eSpeak voice name with optional variant, e.g. ``"en-us+m3"``.
         rate: speaking rate in words per minute (eSpeak's default is 175).
         pitch: base pitch, 0-100 (eSpeak's default is 50).
+        pitch_range: intonation range, 0 (monotone) to 100 (eSpeak's default is 50).
+        volume: amplitude, 0-200 (eSpeak's default is 100).
     """
 
     voice: str
     rate: int = 160
     pitch: int = 50
+    pitch_range: int = 50
+    volume: int = 100
 
 
 def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
@@ -175,6 +188,8 @@ class _LibraryBackend:
             raise ValueError(f"unknown eSpeak voice {setting.voice!r}")
         self._lib.espeak_SetParameter(_PARAM_RATE, setting.rate, 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, setting.pitch, 0)
+        self._lib.espeak_SetParameter(_PARAM_RANGE, setting.pitch_range, 0)
+        self._lib.espeak_SetParameter(_PARAM_VOLUME, setting.volume, 0)
         self._chunks = []
         data = text.encode("utf-8") + b"\0"
         status = self._lib.espeak_Synth(
@@ -193,11 +208,16 @@ class _BinaryBackend:
     def __init__(self, executable: str) -> None:
         self._executable = executable
         self.native_rate = NATIVE_SAMPLE_RATE
+        self._warned = False
 
     def synthesize(self, text: str, setting: VoiceSetting) -> np.ndarray:
         """Returns float32 samples at :attr:`native_rate`."""
         cmd = [self._executable, "--stdout", "-v", setting.voice]
-        cmd += ["-s", str(setting.rate), "-p", str(setting.pitch), text]
+        cmd += ["-s", str(setting.rate), "-p", str(setting.pitch), "-a", str(setting.volume)]
+        if setting.pitch_range != 50 and not self._warned:
+            self._warned = True  # the command line has no pitch-range option
+            logging.warning("the espeak-ng binary ignores pitch_range; install espeakng-loader")
+        cmd.append(text)
         wav = subprocess.run(cmd, check=True, capture_output=True).stdout
         audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
         self.native_rate = rate

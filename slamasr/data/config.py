@@ -15,6 +15,8 @@ class DataConfig:
         train_cuts: Lhotse CutSet manifest for training (jsonl.gz).
         dev_cuts: CutSet for validation (dev-other for LibriSpeech).
         test_sets: name -> CutSet manifest, decoded by stage 4.
+        dev_sets: name -> CutSet manifest of further dev sets (the CPU recipe's dev_ood),
+            for choosing settings by decoding them; not read by training.
         input_kind: what the dataset feeds the model: whisper_mel | fbank (precomputed
             features on the cuts) | audio (raw 16 kHz waveform, SSL encoders) |
             encoder_cache (precomputed frozen-encoder outputs stored as cut features).
@@ -46,6 +48,7 @@ class DataConfig:
     train_cuts: str = ""
     dev_cuts: str = ""
     test_sets: dict[str, str] = field(default_factory=dict)
+    dev_sets: dict[str, str] = field(default_factory=dict)
     input_kind: str = "whisper_mel"
     text_norm: str = "upper"
     max_duration: float = 0.0

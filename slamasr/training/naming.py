@@ -11,7 +11,7 @@ from typing import Any
 
 # Keys that do not change what is trained (how it is shown, how fast data is read).
 _COSMETIC_TRAIN_KEYS = ("log_interval", "tensorboard", "progress_bar", "device")
-_COSMETIC_DATA_KEYS = ("num_workers", "test_sets", "allow_command_sources")
+_COSMETIC_DATA_KEYS = ("num_workers", "test_sets", "dev_sets", "allow_command_sources")
 
 
 def _short(path: str, fallback: str) -> str:

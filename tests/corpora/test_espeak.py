@@ -8,7 +8,15 @@ import shutil
 import numpy as np
 import pytest
 
-from slamasr.corpora.espeak import OOD_VOICES, TRAIN_VOICES, EspeakSynthesizer, VoiceSetting
+from slamasr.corpora import espeak
+from slamasr.corpora.espeak import (
+    DEV_OOD_VOICES,
+    OOD_VOICES,
+    TRAIN_VOICES,
+    UNSEEN_VOICES,
+    EspeakSynthesizer,
+    VoiceSetting,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +50,21 @@ def test_slower_rate_gives_longer_audio(synth):
 
 
 def test_all_corpus_voices_exist_and_test_voices_are_unseen(synth):
-    assert not set(TRAIN_VOICES) & set(OOD_VOICES)
-    for voice in TRAIN_VOICES + OOD_VOICES:
+    lists = (TRAIN_VOICES, OOD_VOICES, DEV_OOD_VOICES, UNSEEN_VOICES)
+    every = [voice for voices in lists for voice in voices]
+    assert len(set(every)) == len(every)  # no voice in two lists
+    for voice in every:
         assert synth.synthesize("Yes.", VoiceSetting(voice)).shape[0] > 1000
+
+
+def test_pitch_range_and_volume_change_the_audio(synth):
+    text = "Is the kettle on already?"
+    plain = synth.synthesize(text, VoiceSetting("en-us", 160, 50))
+    flat = synth.synthesize(text, VoiceSetting("en-us", 160, 50, pitch_range=5))
+    quiet = synth.synthesize(text, VoiceSetting("en-us", 160, 50, volume=50))
+    assert not (flat.shape == plain.shape and np.allclose(flat, plain))
+    rms = lambda audio: float(np.sqrt(np.mean(audio**2)))  # noqa: E731
+    assert rms(quiet) < 0.75 * rms(plain)
 
 
 def test_unknown_voice_is_an_error(synth):
@@ -53,6 +73,16 @@ def test_unknown_voice_is_an_error(synth):
     if synth.backend_name == "library":  # eSpeak itself speaks on with some other voice
         with pytest.raises(ValueError, match="variant 'nonexistent'"):
             synth.synthesize("Hello.", VoiceSetting("en-us+nonexistent"))
+
+
+def test_setting_defaults_are_espeaks_own(synth):
+    """Test sets keep eSpeak's defaults of the new fields, so their audio stays as it was."""
+    if synth.backend_name != "library":
+        pytest.skip("needs the library backend")
+    lib = synth._backend._lib
+    default = VoiceSetting("en-us")
+    assert lib.espeak_GetParameter(espeak._PARAM_RANGE, 0) == default.pitch_range == 50
+    assert lib.espeak_GetParameter(espeak._PARAM_VOLUME, 0) == default.volume == 100
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng binary not installed")
@@ -91,4 +121,15 @@ def test_binary_fallback_command_and_parsing(tmp_path, monkeypatch):
     audio = synth.synthesize("Hello there.", VoiceSetting("en-us+m3", rate=150, pitch=42))
     assert synth.backend_name == "binary" and audio.shape == (16000,)
     args = (tmp_path / "args.txt").read_text()
-    assert args == "--stdout -v en-us+m3 -s 150 -p 42 Hello there."
+    assert args == "--stdout -v en-us+m3 -s 150 -p 42 -a 100 Hello there."
+
+
+def test_binary_backend_passes_volume_and_warns_about_pitch_range(tmp_path, monkeypatch, caplog):
+    test_binary_fallback_command_and_parsing(tmp_path, monkeypatch)
+    synth = EspeakSynthesizer(backend="binary")
+    setting = VoiceSetting("en-us", rate=150, pitch=42, pitch_range=80, volume=70)
+    with caplog.at_level("WARNING"):
+        synth.synthesize("Hi.", setting)
+        synth.synthesize("Hi.", setting)
+    assert "-a 70" in (tmp_path / "args.txt").read_text()
+    assert caplog.text.count("ignores pitch_range") == 1  # once, not per utterance

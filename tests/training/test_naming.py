@@ -45,3 +45,12 @@ def test_a_setting_left_at_its_default_does_not_enter_the_name(monkeypatch) -> N
     assert experiment_name(cfg) != before
     cfg.data.new_option, cfg.data.allow_command_sources = 1.5, True  # cosmetic: how data is read
     assert experiment_name(cfg) == before
+
+
+def test_dev_and_test_sets_do_not_enter_the_name_but_the_training_manifest_does() -> None:
+    """data.dev_sets (decoded to choose settings) trains nothing: same experiment."""
+    cfg = _cfg()
+    cfg.data.dev_sets = {"dev_ood": "data/dev_ood.jsonl.gz"}
+    assert experiment_name(cfg) == experiment_name(_cfg())
+    cfg.data.train_cuts = "data/train_aug.jsonl.gz"
+    assert experiment_name(cfg) != experiment_name(_cfg())

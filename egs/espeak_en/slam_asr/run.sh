@@ -3,6 +3,7 @@
 #
 #   ./run.sh                          # stages 0-5, ~30 minutes on 2 CPU cores
 #   ./run.sh --smoke true             # the same stages on a few utterances (CI)
+#   ./run.sh --augment false          # train on the clean synthesized audio (no speed/room/noise)
 #   ./run.sh --stage 4 --stop-stage 5 --decode-opts "--checkpoint last"
 set -euo pipefail
 
@@ -14,6 +15,10 @@ num_train=8000             # training utterances (generated sentences, 15 voices
 num_dev=200                # dev utterances
 num_test=200               # in-domain test utterances (held-out generated sentences)
 num_ood=233                # out-of-domain test: hand-written sentences, unseen voices
+num_dev_ood=150            # out-of-domain dev: other hand-written sentences, other unseen voices
+num_unseen=200             # test_unseen: voices and channels training never hears
+augment=true               # true: train on train_aug (each utterance under a seeded speed /
+                           # room / noise condition, a third clean); false: the clean train split
 seed=0                     # corpus seed
 nj=2                       # parallel jobs for synthesis and features
 baseline_beams=4           # beam of Whisper tiny.en's own decoder (the reference line)
@@ -29,10 +34,16 @@ run_command="./run.sh${*:+$(printf ' %q' "$@")}"; run_start=$(date +%s)  # for R
 log() { echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"; }
 
 if [ "$smoke" = true ]; then
-  num_train=48; num_dev=8; num_test=8; num_ood=8
+  num_train=48; num_dev=8; num_test=8; num_ood=8; num_dev_ood=8; num_unseen=8
   overrides="train.max_steps=6 train.ctc_only_steps=2 train.warmup_steps=2 \
 train.valid_interval=3 train.save_interval=3 train.log_interval=1 data.max_duration=12 $overrides"
   [ -n "$exp_dir" ] || exp_dir=exp/smoke
+fi
+# the training manifest: train_aug (the conf's data.train_cuts) or, with --augment false, train
+train_split=train_aug
+if [ "$augment" != true ]; then
+  train_split=train
+  overrides="data.train_cuts=data/encoder_cache/espeak_cuts_train_whisper_mel80_enc.jsonl.gz $overrides"
 fi
 # shellcheck disable=SC2086
 conf_get() { python -m slamasr.bin.show_config --config "$config" --get "$1" $overrides; }
@@ -40,13 +51,14 @@ conf_get name > /dev/null  # validates the config (and overrides) before any wor
 [ -n "$exp_dir" ] || exp_dir=exp/$(conf_get name)
 whisper_dir=$(conf_get model.encoder.path)
 llm_dir=$(conf_get model.llm.path)
-splits="train dev test test_ood"
+splits="$train_split dev dev_ood test test_ood test_unseen"
 log "config=$config exp_dir=$exp_dir smoke=$smoke"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
-  log "Stage 0: synthesize the corpus; convert the packaged Whisper tiny.en and SmolLM2; word counts"
+  log "Stage 0: synthesize the corpus (augment=$augment); convert the packaged Whisper tiny.en and SmolLM2; word counts"
   python -m slamasr.bin.prepare_espeak_corpus --out-dir data --num-train $num_train \
-    --num-dev $num_dev --num-test $num_test --num-ood $num_ood --seed $seed --num-jobs $nj
+    --num-dev $num_dev --num-test $num_test --num-ood $num_ood --num-dev-ood $num_dev_ood \
+    --num-unseen $num_unseen --augment $augment --seed $seed --num-jobs $nj
   [ -f "$whisper_dir/model.safetensors" ] ||
     python -m slamasr.bin.convert_ct2_whisper --out-dir "$whisper_dir"
   [ -f "$llm_dir/model.safetensors" ] ||

@@ -35,6 +35,7 @@ setup(
         "safetensors",
         "soundfile",
         "numpy",
+        "scipy",  # slamasr.data.augment (resampling, room responses, filters)
         "tqdm",
         "silero-vad>=6.2",  # transcribe's speech gate (Silero VAD; weights ship in the wheel)
     ],

@@ -15,7 +15,7 @@ from typing import Optional
 
 from safetensors.torch import save_file
 
-from slamasr.training import checkpoint as ckpt
+from slamasr import checkpoints as ckpt
 from slamasr.utils import setup_logging
 
 

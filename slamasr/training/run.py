@@ -20,7 +20,8 @@ from typing import Any, Optional
 import torch
 import yaml
 
-from slamasr.training import checkpoint as ckpt
+from slamasr import checkpoints as ckpt
+from slamasr.training.checkpoint import remove_stale_temporaries
 from slamasr.training.config import TrainConfig, global_batch_description, resolve_batch
 from slamasr.training.distributed import (
     DistInfo,
@@ -153,7 +154,7 @@ def prepare_exp_dir(
             _delete_old_run(exp_dir)
             move_aside(exp_dir, _with_run_info(exp_dir, _old_results(exp_dir)), "--overwrite")
         exp_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.remove_stale_temporaries(ckpt_dir)
+        remove_stale_temporaries(ckpt_dir)
     barrier()
 
 

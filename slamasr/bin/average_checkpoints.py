@@ -16,7 +16,7 @@ from typing import Optional
 from safetensors.torch import save_file
 
 from slamasr import checkpoints as ckpt
-from slamasr.utils import setup_logging
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:

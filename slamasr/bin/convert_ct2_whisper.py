@@ -15,8 +15,7 @@ from typing import Optional
 
 from slamasr.converters.ct2_whisper import convert_ct2_whisper, find_whisper_tiny_en_ct2
 from slamasr.converters.gguf_llm import resolve_dtype
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -35,7 +34,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     start = time.perf_counter()
     src = args.src_dir or find_whisper_tiny_en_ct2()
     convert_ct2_whisper(src, args.out_dir, resolve_dtype(args.dtype))

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from slamasr.converters.gguf_llm import convert_gguf_llm, find_smollm2_gguf
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -34,7 +33,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     start = time.perf_counter()
     convert_gguf_llm(args.gguf or find_smollm2_gguf(), args.out_dir, args.dtype)
     logging.info("done in %.1f s", time.perf_counter() - start)

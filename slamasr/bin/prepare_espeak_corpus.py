@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     from slamasr.corpora.espeak_corpus import prepare_espeak_corpus
 
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     cuts = prepare_espeak_corpus(
         args.out_dir,
         num_train=args.num_train,

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from slamasr.logging_setup import setup_logging
 from slamasr.models.word_prior import (
     count_words,
     mix_counts,
@@ -28,8 +29,6 @@ from slamasr.models.word_prior import (
     write_word_counts,
 )
 from slamasr.text import normalize_text
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -72,7 +71,7 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point; returns the process exit status."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     try:
         if not (args.wordfreq or args.text or args.cuts):
             raise ValueError("no source: give --wordfreq LANG, --text FILE and/or --cuts FILE")

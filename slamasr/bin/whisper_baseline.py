@@ -29,10 +29,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from slamasr.logging_setup import setup_logging
 from slamasr.scoring import RecogResult, write_recogs
 from slamasr.text import normalize_text
 
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 SAMPLE_RATE = 16000
 
 
@@ -200,7 +200,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     args = get_parser().parse_args(argv)
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     processor = WhisperProcessor.from_pretrained(args.model_dir)

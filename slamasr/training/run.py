@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from slamasr import checkpoints as ckpt
+from slamasr.logging_setup import setup_logging
 from slamasr.training.checkpoint import remove_stale_temporaries
 from slamasr.training.config import TrainConfig, global_batch_description, resolve_batch
 from slamasr.training.distributed import (
@@ -33,14 +34,7 @@ from slamasr.training.distributed import (
 )
 from slamasr.training.loop import LoopState, build_trainer, train
 from slamasr.training.report import ACCURACY_PLOT
-from slamasr.utils import (
-    env_info,
-    resolve_autocast_dtype,
-    resolve_device,
-    set_seed,
-    setup_logging,
-    time_tag,
-)
+from slamasr.utils import env_info, resolve_autocast_dtype, resolve_device, set_seed, time_tag
 
 ENV_FILE = "env.json"
 CONFIG_FILE = "config.yaml"

@@ -23,7 +23,7 @@ from slamasr.logging_setup import setup_logging
 
 PathLike = Union[str, Path]
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def resolve_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:

@@ -5,7 +5,7 @@ A config file has four sections, each a dataclass owned by the layer that uses i
     model:   slamasr.models.config.ModelConfig     (encoder, projector, llm, prompt)
     data:    slamasr.data.config.DataConfig        (manifests, features, sampling)
     train:   slamasr.training.config.TrainConfig   (optimizer, schedule, checkpoints)
-    decode:  slamasr.decoding_config.DecodeConfig  (beam search, batching)
+    decode:  slamasr.decoding.config.DecodeConfig  (beam search, scorers, batching)
 
 Overrides use dotted keys, e.g. ``train.lr=5e-4`` or ``model.encoder.name=hubert``; the
 command line wins over the file.  Unknown keys are an error naming the key and listing the
@@ -25,7 +25,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from slamasr.data.config import DataConfig
-from slamasr.decoding_config import DecodeConfig
+from slamasr.decoding.config import DecodeConfig, upgrade_legacy_keys
 from slamasr.models.config import ModelConfig
 from slamasr.models.hub import is_path_shaped
 from slamasr.training.config import TrainConfig
@@ -204,21 +204,21 @@ def check_ctc_warmup(cfg: ExperimentConfig) -> None:
 
 
 def check_ctc_decoding(cfg: ExperimentConfig) -> None:
-    """``decode.ctc_weight`` scores hypotheses with a CTC head (``decode.ctc_head``), which
-    must exist."""
-    reads = cfg.decode.ctc_weight > 0 or cfg.decode.search == "ctc"
-    if reads and cfg.decode.ctc_head == "char" and cfg.model.char_ctc.weight <= 0:
-        raise ConfigError(
-            "decode.ctc_head=char reads the character CTC head, but model.char_ctc.weight=0 "
-            "(trained without one); set decode.ctc_head=token"
-        )
-    if cfg.decode.ctc_head == "char":
+    """The CTC head that decoding reads (``decode.scorers.ctc``, the ``search=ctc`` probe)
+    must have been trained."""
+    ctc = cfg.decode.scorers["ctc"]
+    if not (ctc.weight > 0 or cfg.decode.search == "ctc"):
         return
-    if cfg.decode.ctc_weight > 0 and cfg.model.projector.ctc_weight <= 0:
+    if ctc.head == "char" and cfg.model.char_ctc.weight <= 0:
         raise ConfigError(
-            f"decode.ctc_weight={cfg.decode.ctc_weight} scores hypotheses with the projector's "
+            "decode.scorers.ctc.head=char reads the character CTC head, but "
+            "model.char_ctc.weight=0 (trained without one); set decode.scorers.ctc.head=token"
+        )
+    if ctc.head == "token" and ctc.weight > 0 and cfg.model.projector.ctc_weight <= 0:
+        raise ConfigError(
+            f"decode.scorers.ctc.weight={ctc.weight} scores hypotheses with the projector's "
             f"CTC head, but model.projector.ctc_weight=0 (trained without one); set "
-            f"decode.ctc_weight=0"
+            f"decode.scorers.ctc.weight=0"
         )
 
 
@@ -426,6 +426,7 @@ def load_config(
     overrides: list[str] | None = None,
     validate: bool = True,
     check_paths: bool = True,
+    recorded: bool = False,
 ) -> ExperimentConfig:
     """Load a YAML config, apply dotted overrides, build and validate the dataclasses.
 
@@ -434,13 +435,24 @@ def load_config(
         overrides: ``section.key=value`` strings; they win over the file.
         validate: run the sections' checks (no model is loaded).
         check_paths: with ``validate``, require local model directories to exist.
+        recorded: ``path`` is an experiment's recorded ``config.yaml``: flat ``decode`` keys
+            of before the scorer sections are read as their new keys (a notice is logged);
+            elsewhere (and in ``overrides`` always) they are an error naming the new key.
 
     Returns:
         The resolved ExperimentConfig.
     """
     data = load_yaml(path) if path else {}
-    data = _merge(data, parse_overrides(overrides))
+    extra = parse_overrides(overrides)
     where = f" (in {path})" if path else ""
+    try:
+        if isinstance(data.get("decode"), dict):
+            data["decode"] = upgrade_legacy_keys(data["decode"], str(path), convert=recorded)
+        if isinstance(extra.get("decode"), dict):
+            upgrade_legacy_keys(extra["decode"], "--set", convert=False)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    data = _merge(data, extra)
     try:
         cfg = from_dict(ExperimentConfig, data)
     except ConfigError as e:

@@ -504,11 +504,11 @@ def ssl_encoder_flops(encoder: SSLSpeechEncoder, samples: int) -> float:
         length = _conv_out(length, conv)
         flops += 2.0 * conv.in_channels * conv.kernel_size[0] * conv.out_channels * length
     frames = length
-    flops += 2.0 * bench._linear_params(model.feature_projection) * frames
+    flops += 2.0 * bench.linear_params(model.feature_projection) * frames
     pos = model.encoder.pos_conv_embed.conv
     flops += 2.0 * pos.in_channels // pos.groups * pos.kernel_size[0] * pos.out_channels * frames
     layers = model.encoder.layers
-    flops += 2.0 * sum(bench._linear_params(layer) for layer in layers) * frames
+    flops += 2.0 * sum(bench.linear_params(layer) for layer in layers) * frames
     flops += len(layers) * 4.0 * encoder.output_dim * frames**2
     return flops
 
@@ -592,7 +592,7 @@ def run_train_steps(
             with timed(device, times, "s"):
                 stats = train_one_step(trainer, stream)
             seconds.append(times["s"])
-            losses.append(None if stats is None else float(stats[0] / max(float(stats[1]), 1)))
+            losses.append(None if stats is None else stats["ce"][0] / max(stats["ce"][1], 1))
         memory = peak_bytes(device)
     flops = step_flops(model, batch)
     steady = seconds[1:] if len(seconds) > 1 else seconds

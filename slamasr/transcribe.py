@@ -42,8 +42,7 @@ from slamasr.data.dataset import pad_stack, whisper_num_frames
 from slamasr.data.features import make_extractor
 from slamasr.data.manifests import SAMPLE_RATE
 from slamasr.data.segment import SpeechDetector, split_waveform
-from slamasr.decoding import decode_loader
-from slamasr.decoding_config import DecodeConfig
+from slamasr.decoding import DecodeConfig, decode_loader
 from slamasr.scoring import find_loop
 
 NO_SPEECH = "no speech detected"
@@ -407,7 +406,7 @@ def load_transcriber(
 
     pairs = {"checkpoint": checkpoint, "avg": avg, "num_beams": num_beams}
     cli = [f"decode.{k}={v}" for k, v in pairs.items() if v is not None]
-    cfg = load_config(Path(exp_dir) / "config.yaml", list(overrides) + cli)
+    cfg = load_config(Path(exp_dir) / "config.yaml", list(overrides) + cli, recorded=True)
     device = device or resolve_device(0, cfg.train.device)
     model = build_model(cfg.model, device=device)
     weights, _ = load_trainable_weights(Path(exp_dir), cfg.decode.checkpoint, cfg.decode.avg)

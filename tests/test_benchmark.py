@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import subprocess
@@ -14,9 +15,11 @@ import torch
 
 from slamasr import benchmark as bm
 from slamasr.bin.benchmark import _int_list
+from slamasr.training.config import TrainConfig
 from tests.helpers import make_tiny_batch, make_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +84,67 @@ def test_reference_loss_equals_supervised_head_loss(modes):
     assert int(ours["num_tokens"]) == int(ref["num_tokens"])
 
 
+def test_timed_pass_is_the_trainers_own_step(tmp_path):
+    """A benchmark pass leaves the projector exactly where ``loop.train`` takes it on the same
+    batches and settings (gradient clipping, weight decay and betas included), and records
+    each step's loss: the first is the untrained model's loss on the first batch."""
+    from slamasr.training.distributed import DistInfo
+    from slamasr.training.loop import build_trainer, train
+
+    ours = bm.build_modes(make_tiny_model("whisper", tmp_path), 0, torch.float32)["ours"]
+    twin = copy.deepcopy(ours.model)
+    batches = [make_tiny_batch("whisper", num=2, seed=s) for s in range(3)]
+    cfg = TrainConfig(lr=5e-3, grad_clip=0.05, weight_decay=0.1, betas=(0.8, 0.9))
+    cfg = bm.bench_train_config(cfg, cfg.lr)
+    with torch.no_grad():
+        first_loss = float(twin(batches[0])["loss"])
+    run = bm.train_pass(ours, bm.make_trainer(ours, batches, cfg, CPU, tmp_path / "bench"))
+    assert len(run.steps) == 3 and run.steps[0].loss == pytest.approx(first_loss, rel=1e-6)
+    loop_cfg = dataclasses.replace(cfg, max_steps=3, save_interval=1000)
+    trainer = build_trainer(
+        loop_cfg, tmp_path / "loop", twin, batches, None, CPU, torch.float32, DistInfo()
+    )
+    train(trainer)
+    got, want = ours.model.trainable_state_dict(), twin.trainable_state_dict()
+    assert got.keys() == want.keys()
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+
+
+def test_reference_never_freezes_a_trainable_llm_of_ours(tmp_path):
+    """Ours' LLM with trainable weights (e.g. LoRA adapters from build_model): the reference
+    gets its own copy, so building it does not freeze ours'."""
+    model = make_tiny_model("whisper", tmp_path)
+    adapter = next(model.llm.parameters())
+    adapter.requires_grad_(True)
+    modes = bm.build_modes(model, seed=0, ours_dtype=torch.float32)
+    assert adapter.requires_grad
+    assert any(p is adapter for p in modes["ours"].model.trainable_parameters())
+    assert modes["reference"].model.llm is not model.llm
+
+
+def test_linear_params_is_public_for_gpu_check(modes):
+    """gpu_check counts HuBERT's linears with the FLOP module's ``linear_params``."""
+    from slamasr.benchmark.flops import linear_params
+
+    assert linear_params(modes["ours"].model.llm.get_decoder().layers[0]) == 73728 // 2
+
+
 @pytest.fixture(scope="module")
-def result(modes) -> dict:
+def result(modes, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A result dict assembled from real (tiny) training, dev and decoding runs."""
     peaks = {"float32": 1e9, "bfloat16": 2e9}
     batches = [make_tiny_batch("whisper", num=2, seed=s) for s in range(2)]
-    train = {}
+    train_cfg = bm.bench_train_config(TrainConfig(), 1e-3)
+    train, trainers = {}, {}
     for name in bm.MODES:
-        run = bm.train_pass(modes[name], batches, 1e-3, torch.device("cpu"), batches[0])
-        summary = bm.summarize_training(run, peaks[bm._dtype_name(modes[name].compute_dtype)])
-        train[name] = {**summary, "compute_dtype": bm._dtype_name(modes[name].compute_dtype)}
-    dev = {n: bm.dev_loss(modes[n], batches[:1], torch.device("cpu")) for n in bm.MODES}
+        exp = tmp_path_factory.mktemp(f"exp-{name}")
+        trainers[name] = bm.make_trainer(modes[name], batches, train_cfg, CPU, exp)
+        run = bm.train_pass(modes[name], trainers[name], batches[0])
+        summary = bm.summarize_training(run, peaks[bm.dtype_name(modes[name].compute_dtype)])
+        train[name] = {**summary, "compute_dtype": bm.dtype_name(modes[name].compute_dtype)}
+    assert not any(p.is_file() for p in exp.rglob("*"))  # the trainer wrote nothing
+    dev = {n: bm.dev_loss(trainers[n], batches[:1]) for n in bm.MODES}
     decode = bm.decode_timed(
         modes["ours"], batches, 4, 2, torch.device("cpu"), torch.float32
     ).summary(None)
@@ -243,7 +296,7 @@ def test_joint_decoding_row_and_its_ratio_to_the_llm_alone(tmp_path):
     ours = bm.build_modes(build_model(cfg), seed=0, ours_dtype=torch.float32)["ours"]
     cpu = torch.device("cpu")
     batches = [make_tiny_batch("whisper", num=2, seed=s) for s in range(2)]
-    joint_cfg = DecodeConfig(ctc_weight=0.5, ctc_head="char", ctc_pre_beam=4)
+    joint_cfg = DecodeConfig(scorers={"ctc": {"weight": 0.5, "head": "char", "pre_beam": 4}})
     plain = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32).summary(None)
     joint = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32, joint=joint_cfg)
     assert joint.joint == "char ctc 0.5" and len(joint.hyps) == 4
@@ -262,7 +315,7 @@ def test_joint_decoding_row_and_its_ratio_to_the_llm_alone(tmp_path):
     assert "decode_joint_rtf_over_no_rescore" not in ratios
     assert any("native + char ctc 0.5" in line for line in bm.decoding_table(result))
     # with LLM rescoring of the n-best: labelled, and its cost as a ratio to the same search
-    rescored_cfg = dataclasses.replace(joint_cfg, lm_rescore_weight=0.3)
+    rescored_cfg = dataclasses.replace(joint_cfg, rescorers={"lm": {"weight": 0.3}})
     rescored = bm.decode_timed(ours, batches, 2, 2, cpu, torch.float32, joint=rescored_cfg)
     assert rescored.joint == "char ctc 0.5 + lm rescore 0.3" and len(rescored.hyps) == 4
     result["decode"]["ours_joint"] = rescored.summary(None)

@@ -14,6 +14,7 @@ import torch
 
 from slamasr.bin import decode as decode_bin
 from slamasr.bin import score as score_bin
+from slamasr.config import load_config
 from slamasr.decoding import (
     DecodeOutputExistsError,
     DecodeSet,
@@ -67,26 +68,62 @@ def test_existing_recogs_are_not_overwritten_without_flag(tmp_path: Path) -> Non
     check_overwrite(tmp_path, ["other"], overwrite=False)
 
 
+def _decode_cfg(*sets: str) -> DecodeConfig:
+    return load_config(None, list(sets), validate=False).decode
+
+
 def test_decode_tag_encodes_checkpoint_avg_and_beam() -> None:
-    assert decode_tag("best", 1, 4) == "decode-best-avg1-beam4"
-    assert decode_tag("step-2000", 5, 1) == "decode-step-2000-avg5-beam1"
-    joint = decode_tag("best", 1, 4, "native", 0.5, "char", 0.5)
-    assert joint == "decode-best-avg1-beam4-charctc0.5-words0.5"
-    assert decode_tag("best", 1, 4, "native", 0.5, "char", 0.5, 0.3) == f"{joint}-lm0.3"
-    assert decode_tag("best", 1, 4, lm_rescore_weight=0.3) == "decode-best-avg1-beam4-lm0.3"
+    """Tags as before the scorer sections, so existing exp dirs stay comparable."""
+    assert decode_tag(_decode_cfg()) == "decode-best-avg1-beam4"
+    step = _decode_cfg("decode.checkpoint=step-2000", "decode.avg=5", "decode.num_beams=1")
+    assert decode_tag(step) == "decode-step-2000-avg5-beam1"
+    char = ["decode.scorers.ctc.weight=0.5", "decode.scorers.ctc.head=char"]
+    joint = _decode_cfg(*char, "decode.scorers.word_prior.weight=0.5")
+    assert decode_tag(joint) == "decode-best-avg1-beam4-charctc0.5-words0.5"
+    lm = _decode_cfg(
+        *char, "decode.scorers.word_prior.weight=0.5", "decode.rescorers.lm.weight=0.3"
+    )
+    assert decode_tag(lm) == "decode-best-avg1-beam4-charctc0.5-words0.5-lm0.3"
+    assert decode_tag(lm.paper()) == "decode-best-avg1-beam4"
+    assert lm.paper().is_paper() and not lm.is_paper()
+    only_lm = _decode_cfg("decode.rescorers.lm.weight=0.3")
+    assert decode_tag(only_lm) == "decode-best-avg1-beam4-lm0.3"
+    assert decode_tag(_decode_cfg("decode.scorers.ctc.weight=0.3")) == (
+        "decode-best-avg1-beam4-ctc0.3"
+    )
+    assert decode_tag(_decode_cfg("decode.search=ctc")) == "decode-best-avg1-ctc-greedy"
 
 
 @pytest.mark.parametrize(
     ("settings", "match"),
     [
-        ({"lm_rescore_weight": -0.1}, "lm_rescore_weight=-0.1; must be >= 0"),
-        ({"lm_rescore_weight": 0.3, "search": "hf"}, "search=native, not 'hf'"),
-        ({"word_prior_sound_alikes": -1}, "word_prior_sound_alikes must be >= 0"),
+        (["decode.rescorers.lm.weight=-0.1"], "decode.rescorers.lm.weight=-0.1; must be >= 0"),
+        (["decode.rescorers.lm.weight=0.3", "decode.search=hf"], "search=native, not 'hf'"),
+        (
+            ["decode.scorers.word_prior.sound_alikes=-1"],
+            "decode.scorers.word_prior.sound_alikes must be >= 0",
+        ),
+        (["decode.scorers.ctc.weight=1"], r"decode.scorers.ctc.weight=1.0; must be in \[0, 1\)"),
+        (["decode.scorers.ctc.weight=0.5", "decode.search=hf"], "needs decode.search=native"),
+        (["decode.scorers.ctc.head=chars"], "decode.scorers.ctc.head='chars'; choose token or"),
+        (["decode.scorers.ctc.pre_beam=0"], "decode.scorers.ctc.pre_beam=0; must be >= 1"),
+        (
+            [
+                "decode.scorers.ctc.weight=0.5",
+                "decode.scorers.ctc.head=char",
+                "decode.scorers.ctc.proposals=false",
+                "decode.scorers.word_prior.weight=0.5",
+                "decode.scorers.word_prior.path=w.tsv",
+                "decode.scorers.word_prior.corrections=3",
+            ],
+            "decode.scorers.word_prior.corrections > 0 adds to the CTC head's proposals",
+        ),
     ],
 )
-def test_decode_config_names_bad_rescoring_settings(settings: dict, match: str) -> None:
+def test_decode_config_names_bad_scorer_settings(settings: list[str], match: str) -> None:
+    """Each scorer's settings are checked by its own config, named by their full key."""
     with pytest.raises(ValueError, match=match):
-        DecodeConfig(**settings).validate()
+        _decode_cfg(*settings).validate()
 
 
 # --------------------------------------------------------------------------- bound hits
@@ -210,3 +247,19 @@ def test_decode_without_an_exp_dir_creates_nothing(
     err = capsys.readouterr().err
     assert err.startswith(f"error: no experiment dir {missing}") and err.count("\n") == 1
     assert not (tmp_path / "exp").exists()
+
+
+def test_paper_flag_turns_every_scorer_off(tmp_path: Path, capsys) -> None:
+    """``--paper``: scorers and rescorers off before validation, the paper's decode dir; an
+    old flat key in --set names its new key."""
+    from slamasr.bin.decode import main
+
+    exp = make_tiny_exp(tmp_path, "fbank")
+    joint = ["--set", "decode.scorers.ctc.weight=0.5", "--set", "decode.rescorers.lm.weight=0.3"]
+    assert main(["--exp-dir", str(exp), "--print-out-dir", *joint]) == 1
+    assert "model.projector.ctc_weight=0" in capsys.readouterr().err  # no CTC head trained
+    assert main(["--exp-dir", str(exp), "--print-out-dir", "--paper", *joint]) == 0
+    assert capsys.readouterr().out.strip() == str(exp / "decode-best-avg1-beam1")
+    assert main(["--exp-dir", str(exp), "--print-out-dir", "--set", "decode.ctc_weight=0"]) == 1
+    err = capsys.readouterr().err
+    assert "decode.ctc_weight is now decode.scorers.ctc.weight" in err and "Traceback" not in err

@@ -200,32 +200,55 @@ BAD_CONFIGS = [
     ),
     (["model.projector.ctc_weight=-1"], "whisper80", ["model.projector.ctc_weight=-1", ">= 0"]),
     (
-        ["decode.ctc_weight=0.3"],
+        ["decode.scorers.ctc.weight=0.3"],
         "whisper80",
-        ["decode.ctc_weight=0.3", "model.projector.ctc_weight=0", "set decode.ctc_weight=0"],
+        [
+            "decode.scorers.ctc.weight=0.3",
+            "model.projector.ctc_weight=0",
+            "set decode.scorers.ctc.weight=0",
+        ],
     ),
-    (["decode.ctc_weight=1"], "whisper80", ["decode.ctc_weight=1", "[0, 1)"]),
+    (["decode.scorers.ctc.weight=1"], "whisper80", ["decode.scorers.ctc.weight=1", "[0, 1)"]),
     (
-        ["decode.ctc_weight=0.3", "decode.ctc_head=char"],
+        ["decode.scorers.ctc.weight=0.3", "decode.scorers.ctc.head=char"],
         "whisper80",
-        ["decode.ctc_head=char", "model.char_ctc.weight=0", "set decode.ctc_head=token"],
+        [
+            "decode.scorers.ctc.head=char",
+            "model.char_ctc.weight=0",
+            "set decode.scorers.ctc.head=token",
+        ],
     ),
-    (["decode.ctc_head=chars"], "whisper80", ["decode.ctc_head='chars'", "token or char"]),
+    (
+        ["decode.scorers.ctc.head=chars"],
+        "whisper80",
+        ["decode.scorers.ctc.head='chars'", "token or char"],
+    ),
     (
         ["model.char_ctc.weight=0.3", "model.char_ctc.alphabet=abc"],
         "whisper80",
         ["model.char_ctc.alphabet='abc'", "no space"],
     ),
-    (["decode.word_prior_weight=-1"], "whisper80", ["decode.word_prior_weight=-1", ">= 0"]),
     (
-        ["decode.word_prior_weight=0.3"],
+        ["decode.scorers.word_prior.weight=-1"],
         "whisper80",
-        ["decode.word_prior_weight > 0 needs decode.word_prior", "prepare_word_counts"],
+        ["decode.scorers.word_prior.weight=-1", ">= 0"],
     ),
     (
-        ["decode.word_prior=w.tsv", "decode.word_prior_weight=0.3"],
+        ["decode.scorers.word_prior.weight=0.3"],
         "whisper80",
-        ["decode.word_prior_weight", "decode.ctc_head=char", "word_prior_weight=0"],
+        [
+            "decode.scorers.word_prior.weight > 0 needs decode.scorers.word_prior.path",
+            "prepare_word_counts",
+        ],
+    ),
+    (
+        ["decode.scorers.word_prior.path=w.tsv", "decode.scorers.word_prior.weight=0.3"],
+        "whisper80",
+        [
+            "decode.scorers.word_prior.weight",
+            "decode.scorers.ctc.head=char",
+            "decode.scorers.word_prior.weight=0",
+        ],
     ),
 ]
 

@@ -5,9 +5,15 @@ the last ``--avg`` step checkpoints when > 1) and writes
 ``<exp-dir>/decode-<checkpoint>-avg<K>-beam<N>/{recogs,bad-cuts}-<set>.txt``. Every cut of a
 test set gets exactly one result (unreadable cuts: ``hyp=[]``). Shards over torchrun ranks.
 
+Decoding settings come from the config's ``decode:`` section: the paper's at its top level,
+scorers beside the LLM under ``decode.scorers.<name>`` and n-best rescorers under
+``decode.rescorers.<name>`` (each on iff its weight > 0; e.g. ``--set
+decode.scorers.ctc.weight=0.3``). ``--paper`` turns every scorer and rescorer off.
+
 Usage:
     python -m slamasr.bin.decode --exp-dir exp/whisper_tiny --checkpoint best --num-beams 4 \
         --test-sets test-clean=data/manifests/cuts_test-clean.jsonl.gz [--avg 5] [--overwrite]
+    python -m slamasr.bin.decode --exp-dir exp/whisper_tiny --paper   # as the paper decodes
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from slamasr.config import ConfigError, load_config
+from slamasr.config import ConfigError, ExperimentConfig, load_config
 from slamasr.data.ids import UnsafeIdError
 from slamasr.data.manifests import UnsafeManifestError
 from slamasr.decoding import DecodeOutputExistsError, config_decode_tag, run_decoding
@@ -40,6 +46,11 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing recogs")
     parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="decode as the paper: every decode.scorers.* and decode.rescorers.* off",
+    )
+    parser.add_argument(
         "--print-out-dir",
         action="store_true",
         help="print the decode dir these options write to, then exit (decodes nothing)",
@@ -50,7 +61,8 @@ def get_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="config override, repeatable (e.g. --set decode.max_duration=60)",
+        help="config override, repeatable (e.g. --set decode.max_duration=60, "
+        "--set decode.scorers.ctc.weight=0.3)",
     )
     return parser
 
@@ -71,10 +83,24 @@ def _cli_overrides(args: argparse.Namespace) -> list[str]:
     return [f"decode.{k}={v}" for k, v in pairs.items() if v is not None]
 
 
+def load_decode_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The experiment's recorded config + ``--set`` and the options; with ``--paper`` its
+    scorers and rescorers off (before validation: their settings no longer matter)."""
+    path, overrides = args.exp_dir / "config.yaml", args.overrides + _cli_overrides(args)
+    cfg = load_config(path, overrides, validate=not args.paper, recorded=True)
+    if args.paper:
+        cfg.decode = cfg.decode.paper()
+        try:
+            cfg.validate()
+        except ConfigError as e:
+            raise ConfigError(f"{e} (in {path})") from None
+    return cfg
+
+
 def print_out_dir(args: argparse.Namespace) -> int:
     """Print ``<exp-dir>/<decode-tag>`` for the resolved decode settings (recipes use it)."""
     try:
-        cfg = load_config(args.exp_dir / "config.yaml", args.overrides + _cli_overrides(args))
+        cfg = load_decode_config(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -98,7 +124,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     info = dist_info_from_env()
     setup_logging(args.exp_dir / "log" / f"log-decode-{time_tag()}-{info.rank}", info.rank)
     try:
-        cfg = load_config(args.exp_dir / "config.yaml", args.overrides + _cli_overrides(args))
+        cfg = load_decode_config(args)
         test_sets = parse_test_sets(args.test_sets) if args.test_sets else cfg.data.test_sets
         if not test_sets:
             raise ConfigError("no test sets: pass --test-sets or set data.test_sets")

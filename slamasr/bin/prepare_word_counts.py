@@ -1,4 +1,4 @@
-"""Write the word counts of a word prior (``decode.word_prior``): ``word<TAB>count`` lines.
+"""Write the word counts of a word prior (``decode.scorers.word_prior``): word<TAB>count lines.
 
 Usage:
   python -m slamasr.bin.prepare_word_counts --out data/lang/word_counts.tsv --wordfreq en
@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from slamasr.logging_setup import setup_logging
-from slamasr.models.word_prior import (
+from slamasr.corpora.word_counts import (
     count_words,
     mix_counts,
     most_frequent,
     wordfreq_counts,
     write_word_counts,
 )
+from slamasr.logging_setup import setup_logging
 from slamasr.text import normalize_text
 
 

@@ -4,7 +4,7 @@ Usage::
 
     from slamasr.models import build_model
     model = build_model(cfg.model, device="cpu")
-    out = model(batch)            # {"loss", "num_tokens", "num_correct"}
+    out = model(batch)            # {"loss": tensor, "ce": (sum, count), "correct": ..., ...}
     hyps = model.generate(batch)  # list[str]
 """
 
@@ -52,22 +52,20 @@ def build_model(cfg: ModelConfig, device: str | torch.device = "cpu") -> SlamASR
     projector = build_projector(cfg.projector, encoder.output_dim, llm_dim, text_rms)
     projector = projector.to(device)
     template = PromptTemplate(tokenizer, cfg.prompt, add_bos=cfg.llm.add_bos)
-    char_ctc = None
+    heads = [projector.ctc] if projector.ctc is not None else []  # auxiliary, not the paper
     if cfg.char_ctc.weight > 0:
         char = cfg.char_ctc
-        char_ctc = CharCTCHead(
-            encoder.output_dim, char.alphabet, char.hidden_dim, char.num_layers, char.context
-        ).to(device)
-    model = SlamASR(
-        encoder,
-        projector,
-        llm,
-        tokenizer,
-        template,
-        ctc_weight=cfg.projector.ctc_weight,
-        char_ctc=char_ctc,
-        char_ctc_weight=cfg.char_ctc.weight,
-    )
+        heads.append(
+            CharCTCHead(
+                encoder.output_dim,
+                char.alphabet,
+                char.hidden_dim,
+                char.num_layers,
+                char.context,
+                weight=char.weight,
+            ).to(device)
+        )
+    model = SlamASR(encoder, projector, llm, tokenizer, template, heads=heads)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     logger.info(
         "SlamASR: encoder %s (%d-d, %.0f Hz), LLM %d-d; %d trainable parameters in %d tensors",

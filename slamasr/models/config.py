@@ -128,7 +128,7 @@ class CharCTCConfig:
     """A character CTC head on the encoder's frames (``model.char_ctc``; not in the paper).
 
     Trained beside the projector (its own parameters, the same batches); decoding can score
-    hypotheses with it (``decode.ctc_head: char``) instead of the projector's token head, so
+    hypotheses with it (``decode.scorers.ctc.head: char``) instead of the projector's token head, so
     words whose tokens never occur in training can still be spelled
     (``slamasr.models.ctc.CharCTCHead``).
 

@@ -15,6 +15,7 @@ the LLM loss.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Optional
 
@@ -22,12 +23,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from slamasr.models.beam_search import CTCLabels
 from slamasr.models.config import CHAR_ALPHABET
+from slamasr.models.ctc_labels import CTCLabels
+from slamasr.models.heads import Transcripts
+
+logger = logging.getLogger(__name__)
 
 
 class TokenCTCHead(nn.Module):
     """Learned blank vector + learned logit scale; the token classes are the LLM's embeddings.
+
+    An auxiliary head (``slamasr.models.heads``) named ``ctc`` that reads the projected speech.
 
     Args:
         dim: the LLM's embedding width.
@@ -36,11 +42,18 @@ class TokenCTCHead(nn.Module):
             batch's target tokens plus uniformly drawn other tokens, N in all, redrawn every
             call (a sampled softmax: the (positions x vocabulary) product is the head's whole
             cost, ~10x less at 8,192 of SmolLM2's 49,152 tokens). Decoding scores all.
+        weight: its loss's weight beside the LLM loss (``model.projector.ctc_weight``).
     """
 
-    def __init__(self, dim: int, init_scale: float = 16.0, num_classes: int = 0) -> None:
+    name = "ctc"
+    reads = "speech"
+
+    def __init__(
+        self, dim: int, init_scale: float = 16.0, num_classes: int = 0, weight: float = 0.0
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.weight = weight
         self.blank = nn.Parameter(torch.randn(dim) / math.sqrt(dim))
         self.log_scale = nn.Parameter(torch.tensor(math.log(init_scale)))
         self._table: Optional[torch.Tensor] = None
@@ -119,6 +132,13 @@ class TokenCTCHead(nn.Module):
             zero_infinity=True,
         )
 
+    def aux_loss(
+        self, speech: torch.Tensor, lengths: torch.Tensor, transcripts: Transcripts
+    ) -> tuple[torch.Tensor, int]:
+        """:meth:`loss` against the transcripts' token ids, over all ``B`` utterances."""
+        loss = self.loss(speech, lengths, transcripts.token_ids, transcripts.token_embedding)
+        return loss, speech.shape[0]
+
     def _sample_classes(self, targets: torch.Tensor, vocab: int) -> Optional[torch.Tensor]:
         """The batch's target tokens + uniformly drawn others, ``num_classes`` in all (None =
         the whole vocabulary)."""
@@ -153,10 +173,11 @@ class CharCTCHead(nn.Module):
     word. Characters do not have that gap: a few thousand utterances show every letter many
     times, so the head spells unseen words by their sound, and the LLM, which knows how words
     are spelled, picks among the spellings in the joint search
-    (:class:`slamasr.models.beam_search.CTCLabels`).
+    (:class:`slamasr.models.ctc_labels.CTCLabels`).
 
     It reads the encoder's frames at their own rate (50 Hz for Whisper): speech runs at
-    ~15 characters a second, too many for CTC at the projector's 10 Hz.
+    ~15 characters a second, too many for CTC at the projector's 10 Hz. An auxiliary head
+    (``slamasr.models.heads``) named ``char_ctc``.
 
     Args:
         input_dim: the encoder's width.
@@ -165,7 +186,11 @@ class CharCTCHead(nn.Module):
         hidden_dim: width of the hidden layers.
         num_layers: hidden layers (Linear-ReLU each).
         context: frames on each side stacked with each frame before the first layer.
+        weight: its loss's weight beside the LLM loss (``model.char_ctc.weight``).
     """
+
+    name = "char_ctc"
+    reads = "frames"
 
     def __init__(
         self,
@@ -174,8 +199,11 @@ class CharCTCHead(nn.Module):
         hidden_dim: int = 1024,
         num_layers: int = 2,
         context: int = 1,
+        weight: float = 0.0,
     ) -> None:
         super().__init__()
+        self.weight = weight
+        self._warned_unspellable = False
         if len(set(alphabet)) != len(alphabet) or not alphabet:
             raise ValueError(f"CTC alphabet {alphabet!r} is empty or repeats a character")
         self.alphabet = alphabet
@@ -235,6 +263,33 @@ class CharCTCHead(nn.Module):
             zero_infinity=True,
         )
         return loss, len(texts) - len(keep)
+
+    def aux_loss(
+        self, frames: torch.Tensor, lengths: torch.Tensor, transcripts: Transcripts
+    ) -> tuple[torch.Tensor, int]:
+        """:meth:`loss` and how many utterances it covered; a transcript with a character
+        outside the alphabet is left out (warned once)."""
+        texts = transcripts.texts
+        loss, skipped = self.loss(frames, lengths, texts)
+        if skipped and not self._warned_unspellable:
+            self._warn_unspellable(texts, skipped)
+        return loss, len(texts) - skipped
+
+    def _warn_unspellable(self, texts: list[str], skipped: int) -> None:
+        bad = [t for t in texts if t and self.encode(t) is None]
+        why = (
+            f"e.g. {bad[0]!r} has characters outside model.char_ctc.alphabet={self.alphabet!r}"
+            if bad
+            else "empty transcripts"
+        )
+        logger.warning(
+            "character CTC head: %d of %d transcripts in a batch left out of its loss: %s "
+            "(warned once)",
+            skipped,
+            len(texts),
+            why,
+        )
+        self._warned_unspellable = True
 
     @torch.no_grad()
     def greedy(self, frames: torch.Tensor, lengths: torch.Tensor) -> list[str]:

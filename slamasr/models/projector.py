@@ -66,7 +66,8 @@ class Projector(nn.Module):
         hidden_dim: width of the MLP's hidden layer (paper 2048).
         output_norm: none | rms | rms_fixed (see ``ProjectorConfig``).
         output_rms: the gain's starting value for ``rms``/``rms_fixed``.
-        ctc_head: also build the auxiliary CTC head (``self.ctc``, see ``slamasr.models.ctc``).
+        ctc_weight: > 0 builds the auxiliary token CTC head with this loss weight (``self.ctc``,
+            see ``slamasr.models.ctc``); 0 = none (the paper).
         ctc_classes: its ``num_classes`` (0 = the whole vocabulary).
     """
 
@@ -79,7 +80,7 @@ class Projector(nn.Module):
         hidden_dim: int,
         output_norm: str = "none",
         output_rms: float = 1.0,
-        ctc_head: bool = False,
+        ctc_weight: float = 0.0,
         ctc_classes: int = 0,
     ) -> None:
         super().__init__()
@@ -101,7 +102,9 @@ class Projector(nn.Module):
             raise ValueError(f"unknown output_norm {output_norm!r}; choose none, rms, rms_fixed")
         self.llm_dim = llm_dim
         self.ctc: TokenCTCHead | None = (
-            TokenCTCHead(llm_dim, num_classes=ctc_classes) if ctc_head else None
+            TokenCTCHead(llm_dim, num_classes=ctc_classes, weight=ctc_weight)
+            if ctc_weight > 0
+            else None
         )
 
     def forward(
@@ -130,7 +133,7 @@ def build_projector(
         cfg.hidden_dim,
         output_norm=cfg.output_norm,
         output_rms=output_rms,
-        ctc_head=cfg.ctc_weight > 0,
+        ctc_weight=cfg.ctc_weight,
         ctc_classes=cfg.ctc_classes,
     )
 

@@ -4,27 +4,43 @@ Sequences: ``prefix | speech | suffix | target`` per utterance (see ``slamasr.mo
 Position ids always count each utterance's own tokens from 0: training pads on the right,
 inference pads on the left with ``position_ids = cumsum(attention_mask) - 1``, so an
 utterance sees the same positions alone or in any batch.
+
+Training minimises the LLM's cross entropy over the transcript's tokens (+ EOS). Auxiliary
+heads beyond the paper (``slamasr.models.heads``) add their weighted losses beside it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
 import torch
 from torch import nn
 
-from slamasr.models.beam_search import CTCLabels, beam_search
-from slamasr.models.ctc import CharCTCHead, best_path, pad_ragged
 from slamasr.models.encoders import SpeechEncoder
+from slamasr.models.heads import AuxiliaryHead, Transcripts
 from slamasr.models.llm import PromptTemplate, decoder_and_head
 from slamasr.models.projector import Projector
-from slamasr.models.word_prior import WordPrior, token_texts
 
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+
+Stat = tuple[torch.Tensor, torch.Tensor]  # (sum, count) of a statistic over a batch
+
+
+def _stat(mean: torch.Tensor, count: int | torch.Tensor) -> Stat:
+    """A mean over ``count`` items as a detached float64 ``(sum, count)``."""
+    count = torch.as_tensor(count)
+    return mean.detach().double() * count, count
+
+
+def _total(losses: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The sum of ``losses``, added left to right."""
+    first, *rest = losses
+    return sum(rest, first)
 
 
 class SlamASR(nn.Module):
@@ -36,9 +52,8 @@ class SlamASR(nn.Module):
         llm: a Hugging Face causal LM (frozen).
         tokenizer: its tokenizer.
         template: the prompt template.
-        ctc_weight: weight of the projector's auxiliary CTC loss (needs ``projector.ctc``).
-        char_ctc: a character CTC head on the encoder's frames (trained beside the projector).
-        char_ctc_weight: weight of its loss.
+        heads: auxiliary heads trained beside the projector (none in the paper); one that
+            is not part of the projector is registered under its name (``char_ctc``).
     """
 
     def __init__(
@@ -48,27 +63,20 @@ class SlamASR(nn.Module):
         llm: nn.Module,
         tokenizer: Any,
         template: PromptTemplate,
-        ctc_weight: float = 0.0,
-        char_ctc: Optional[CharCTCHead] = None,
-        char_ctc_weight: float = 0.0,
+        heads: Sequence[AuxiliaryHead] = (),
     ) -> None:
         super().__init__()
-        if ctc_weight > 0 and projector.ctc is None:
-            raise ValueError("ctc_weight > 0 needs a projector built with its CTC head")
-        if char_ctc_weight > 0 and char_ctc is None:
-            raise ValueError("char_ctc_weight > 0 needs a CharCTCHead")
         self.encoder = encoder
         self.projector = projector
         self.llm = llm
         self.tokenizer = tokenizer
         self.template = template
-        self.ctc_weight = ctc_weight
-        self.char_ctc = char_ctc
-        self.char_ctc_weight = char_ctc_weight
-        self._char_labels: Optional[CTCLabels] = None
-        self._word_texts: Optional[list[Optional[str]]] = None
-        self._word_prior: Optional[tuple[tuple[str, float, float, int], WordPrior]] = None
-        self._warned_unspellable = False
+        self.aux_heads: dict[str, AuxiliaryHead] = {head.name: head for head in heads}
+        for name, head in self.aux_heads.items():
+            if not any(head is part for part in projector.modules()):
+                self.add_module(name, head)  # type: ignore[arg-type]
+        if "char_ctc" not in self.aux_heads:
+            self.char_ctc = None
         self.llm.requires_grad_(False)
         self.llm.eval()
 
@@ -81,14 +89,15 @@ class SlamASR(nn.Module):
         return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """What the optimizer gets: projector, character CTC head (+ encoder when not frozen)."""
+        """What the optimizer gets: projector, auxiliary heads (+ encoder when not frozen)."""
         return [p for p in self.parameters() if p.requires_grad]
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """State of the trainable parts only, keys prefixed ``projector.`` / ``char_ctc.`` /
-        ``encoder.``."""
+        """State of the trainable parts only, keys prefixed ``projector.`` (with its token CTC
+        head), an auxiliary head's name (``char_ctc.``) or ``encoder.``."""
         names = {n for n, p in self.named_parameters() if p.requires_grad}
-        prefixes = ("projector.", "char_ctc.") + (("encoder.",) if not self.encoder.frozen else ())
+        heads = tuple(f"{name}." for name in self.aux_heads if name in self._modules)
+        prefixes = ("projector.", *heads) + (("encoder.",) if not self.encoder.frozen else ())
         return {
             k: v.detach().clone()
             for k, v in self.state_dict().items()
@@ -195,88 +204,82 @@ class SlamASR(nn.Module):
 
     # ----------------------------------------------------------------- training
 
-    def forward(self, batch: dict[str, Any], llm_loss: bool = True) -> dict[str, torch.Tensor]:
-        """Teacher-forced loss over transcript tokens + EOS (+ the weighted auxiliary CTC).
+    def forward(self, batch: dict[str, Any], llm_loss: bool = True) -> dict[str, Any]:
+        """Teacher-forced CE over the transcript's tokens + EOS, the paper's loss.
 
         Args:
-            llm_loss: run the frozen LLM; False trains on the CTC loss alone (needs the CTC
-                head), which skips the LLM's forward and backward entirely.
+            llm_loss: run the frozen LLM. False trains the auxiliary heads alone (the
+                unweighted sum of their losses) and skips the LLM's forward and backward
+                entirely (``train.ctc_only_steps``).
 
         Returns:
-            dict: loss (what to minimise: ``ce + ctc_weight * ctc``), ce (mean CE over target
-            tokens; 0 without the LLM), num_tokens (supervised tokens; 0 without the LLM),
-            num_correct (argmax hits), with the CTC head ctc (mean CTC per target token) and
-            num_utts, with the character CTC head char_ctc (mean CTC per character) and
-            num_char_utts. Without the LLM the loss is the sum of the CTC losses (their
-            weights balance them against the LLM loss).
+            ``loss``: what to minimise, ``ce + sum(head.weight * head loss)``; and per
+            statistic a ``(sum, count)`` pair of detached tensors under its name: ``ce``
+            (CE summed over the target tokens, their number), ``correct`` (argmax hits, the
+            same tokens), and each head's loss (``ctc``, ``char_ctc``: summed over the
+            utterances it covered, their number). Without the LLM: no ``ce``/``correct``.
         """
-        frames, frame_lengths = self.encode(batch)  # (B, T, D)
-        speech, lengths = self.project(frames, frame_lengths)  # (B, N, d), (B,)
+        if not llm_loss and not self.aux_heads:
+            raise ValueError(
+                "llm_loss=False trains the auxiliary heads alone, but the model has none: "
+                "set model.projector.ctc_weight > 0 (or model.char_ctc.weight > 0)"
+            )
+        frames = self.encode(batch)  # (B, T, D), (B,)
+        speech = self.project(*frames)  # (B, N, d), (B,)
         target_ids = [self.template.target_ids(text) for text in batch["texts"]]  # EOS included
-        out: dict[str, torch.Tensor] = {}
-        if self.ctc_weight > 0:
-            out["ctc"] = self._ctc_loss(target_ids, speech, lengths)
-            out["num_utts"] = torch.tensor(speech.shape[0])
-        elif not llm_loss:
-            raise ValueError("llm_loss=False trains on the CTC loss alone: needs ctc_weight > 0")
-        aux = out["ctc"] * self.ctc_weight if "ctc" in out else None
-        if self.char_ctc_weight > 0:
-            out["char_ctc"], used = self._char_ctc_loss(frames, frame_lengths, batch["texts"])
-            out["num_char_utts"] = torch.tensor(used)
-            char = out["char_ctc"] * self.char_ctc_weight
-            aux = char if aux is None else aux + char
-        if llm_loss:
-            inputs = self.build_inputs(
-                batch, True, left_pad=False, speech=(speech, lengths), targets=target_ids
-            )
-            labels = inputs.pop("labels")  # (B, L)
-            targets = labels[:, 1:]  # (B, L-1): token t+1 predicted at position t
-            selected = targets != IGNORE_INDEX  # (B, L-1)
-            logits = self._supervised_logits(inputs, selected)  # (N, V)
-            gold = targets[selected]  # (N,)
-            ce = nn.functional.cross_entropy(logits.float(), gold)
-            out.update(
-                ce=ce, num_tokens=selected.sum(), num_correct=(logits.argmax(-1) == gold).sum()
-            )
-            out["loss"] = ce + aux if aux is not None else ce
-        else:
-            zero = torch.zeros((), dtype=torch.long)
-            loss = out["ctc"] + out["char_ctc"] if "char_ctc" in out else out["ctc"]
-            out.update(ce=torch.zeros(()), num_tokens=zero, num_correct=zero, loss=loss)
+        head_losses = self._head_losses(frames, speech, batch["texts"], target_ids)
+        out: dict[str, Any] = {name: _stat(*loss) for name, loss in head_losses.items()}
+        if not llm_loss:
+            out["loss"] = _total(loss for loss, _ in head_losses.values())
+            return out
+        logits, gold = self._target_logits(batch, speech, target_ids)  # (N, V), (N,)
+        ce = nn.functional.cross_entropy(logits.float(), gold)
+        tokens = torch.tensor(gold.numel())
+        out["ce"] = _stat(ce, tokens)
+        out["correct"] = ((logits.argmax(-1) == gold).sum().detach(), tokens)
+        weighted = [loss * self.aux_heads[name].weight for name, (loss, _) in head_losses.items()]
+        out["loss"] = ce + _total(weighted) if weighted else ce
         return out
 
-    def _char_ctc_loss(
-        self, frames: torch.Tensor, lengths: torch.Tensor, texts: list[str]
-    ) -> tuple[torch.Tensor, int]:
-        """The character head's CTC loss and how many utterances it covered; a transcript
-        with a character outside the alphabet is left out of this loss (warned once)."""
-        loss, skipped = self.char_ctc.loss(frames, lengths, texts)
-        if skipped and not self._warned_unspellable:
-            bad = [t for t in texts if t and self.char_ctc.encode(t) is None]
-            why = (
-                f"e.g. {bad[0]!r} has characters outside model.char_ctc.alphabet="
-                f"{self.char_ctc.alphabet!r}"
-                if bad
-                else "empty transcripts"
-            )
-            logger.warning(
-                "character CTC head: %d of %d transcripts in a batch left out of its loss: %s "
-                "(warned once)",
-                skipped,
-                len(texts),
-                why,
-            )
-            self._warned_unspellable = True
-        return loss, len(texts) - skipped
+    def stat_names(self, llm_loss: bool = True) -> list[str]:
+        """The statistics :meth:`forward` reports (besides ``loss``) in that mode."""
+        return list(self.aux_heads) + (["ce", "correct"] if llm_loss else [])
 
-    def _ctc_loss(
-        self, targets: list[list[int]], speech: torch.Tensor, lengths: torch.Tensor
-    ) -> torch.Tensor:
-        """The projector's auxiliary CTC loss against the transcripts' token ids (EOS dropped)."""
+    def _head_losses(
+        self,
+        frames: tuple[torch.Tensor, torch.Tensor],
+        speech: tuple[torch.Tensor, torch.Tensor],
+        texts: list[str],
+        target_ids: list[list[int]],
+    ) -> dict[str, tuple[torch.Tensor, int]]:
+        """Each auxiliary head's (mean loss, utterances covered) on what it reads."""
+        if not self.aux_heads:
+            return {}
         eos = self.template.eos_id
-        tokens = [ids[:-1] if ids and ids[-1] == eos else ids for ids in targets]
-        embedding = self.llm.get_input_embeddings().weight
-        return self.projector.ctc.loss(speech, lengths, tokens, embedding)
+        transcripts = Transcripts(
+            texts=texts,
+            token_ids=[ids[:-1] if ids and ids[-1] == eos else ids for ids in target_ids],
+            token_embedding=self.llm.get_input_embeddings().weight,
+        )
+        inputs = {"frames": frames, "speech": speech}
+        return {
+            name: head.aux_loss(*inputs[head.reads], transcripts)
+            for name, head in self.aux_heads.items()
+        }
+
+    def _target_logits(
+        self,
+        batch: dict[str, Any],
+        speech: tuple[torch.Tensor, torch.Tensor],
+        target_ids: list[list[int]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LLM's logits ``(N, V)`` at the positions that predict a target token, and
+        those tokens ``(N,)``."""
+        inputs = self.build_inputs(batch, True, left_pad=False, speech=speech, targets=target_ids)
+        labels = inputs.pop("labels")  # (B, L)
+        targets = labels[:, 1:]  # (B, L-1): token t+1 predicted at position t
+        selected = targets != IGNORE_INDEX  # (B, L-1)
+        return self._supervised_logits(inputs, selected), targets[selected]
 
     def _supervised_logits(
         self, inputs: dict[str, torch.Tensor], selected: torch.Tensor
@@ -302,155 +305,67 @@ class SlamASR(nn.Module):
         length_penalty: float = 1.0,
         repetition_penalty: float = 1.0,
         search: str = "native",
-        ctc_weight: float = 0.0,
-        ctc_pre_beam: int = 8,
-        ctc_head: str = "token",
-        ctc_proposals: bool = True,
-        ctc_label_bonus: float = 0.0,
-        word_prior: str = "",
-        word_prior_weight: float = 0.0,
-        word_prior_oov: float = -20.0,
-        word_prior_bonus: float = 0.0,
-        word_prior_max_words: int = 0,
-        word_prior_corrections: int = 0,
-        word_prior_sound_alikes: int = 0,
-        lm_rescore_weight: float = 0.0,
+        scorers: Sequence[Any] = (),
+        rescorers: Sequence[Any] = (),
         bound_hits: Optional[list[bool]] = None,
     ) -> list[list[int]]:
         """Beam search (greedy for ``num_beams=1``); token ids per utterance, EOS removed.
 
         Each utterance's hypothesis is bounded by its own
         ``max(min_new_tokens_bound, ceil(duration * max_new_tokens_per_second))`` tokens, EOS
-        included (:func:`new_token_bounds`). ``bound_hits``, when given, is extended with one
-        flag per utterance: True where the hypothesis returned ran into that bound without
-        an EOS, i.e. was cut (:func:`bound_hit_flags`); always False for ``search="ctc"``.
-        ``search="native"`` runs :func:`slamasr.models.beam_search.beam_search` (the prompt
-        once per utterance, each utterance stops at its bound); ``"hf"`` runs
-        ``transformers``' ``generate`` to the batch's largest bound and cuts each row at its
-        own (reference behaviour, slower). ``"ctc"`` is a probe of the projector, not SLAM-ASR
-        decoding: the best path of its auxiliary CTC head, without running the LLM.
-        ``ctc_weight`` > 0 (native search only) scores hypotheses jointly with the CTC head:
-        ``(1 - w) * log p_LLM + w * log p_CTC-prefix``, over the LLM's ``ctc_pre_beam`` best
-        tokens per beam (+ EOS) (:class:`slamasr.models.beam_search.CTCPrefixScorer`).
-        ``ctc_head="char"`` reads the character CTC head instead of the projector's token head,
-        in the joint search and in the ``"ctc"`` probe (whose text is then tokenized).
-        ``ctc_proposals``: in the joint search, also score the tokens of the CTC head's best
-        path for every beam, beside the LLM's top tokens. ``ctc_label_bonus``: added per CTC
-        class a hypothesis spells (:func:`slamasr.models.beam_search.beam_search`).
-        ``word_prior`` (a ``word<TAB>count`` file) with ``word_prior_weight`` > 0: a word
-        unigram in the joint search with the character head
-        (:class:`slamasr.models.word_prior.WordPrior`; ``word_prior_oov``: log-prob of a word
-        outside it; ``word_prior_bonus``: added per word; ``word_prior_max_words``: its most
-        frequent words kept, 0 = all; ``word_prior_corrections``: with ``ctc_proposals``, the
-        tokens of that many lexicon words closest to each word of the head's best path outside
-        the lexicon, and of that many splits of it into two words or merges with a neighbour,
-        are proposed too, and ``word_prior_sound_alikes`` lexicon words that sound like it:
-        :meth:`~slamasr.models.word_prior.WordPrior.corrected_texts`).
-        ``lm_rescore_weight`` > 0 (native search): the finished hypotheses of each utterance
-        are rescored with the LLM as a text-only language model,
-        ``score + w * mean log p_LM`` (:meth:`text_logp`), and the best is returned.
+        included (:func:`new_token_bounds`); ``bound_hits``, when given, is extended with one
+        flag per utterance: True where the hypothesis ran into that bound without an EOS
+        (:func:`bound_hit_flags`). ``search="native"`` runs
+        :func:`slamasr.decoding.search.beam_search` (the prompt once per utterance, each
+        utterance stops at its bound); ``"hf"`` runs ``transformers``' ``generate`` to the
+        batch's largest bound and cuts each row at its own (reference behaviour, slower).
+        ``scorers`` / ``rescorers`` (native search; not in the paper) are those of
+        :mod:`slamasr.decoding.scorers` / :mod:`slamasr.decoding.rescore`, built for this
+        model.
         """
-        if lm_rescore_weight > 0 and search != "native":
-            raise ValueError(f"lm_rescore_weight > 0 needs search=native, not {search!r}")
-        if ctc_head not in ("token", "char"):
-            raise ValueError(f"ctc_head={ctc_head!r}; choose token or char")
-        if ctc_head == "char" and (search == "ctc" or ctc_weight > 0) and self.char_ctc is None:
-            raise ValueError(
-                "decode.ctc_head=char reads the character CTC head, but this model has none "
-                "(model.char_ctc.weight=0); set decode.ctc_head=token"
-            )
-        prior = None
-        if word_prior_weight > 0:
-            if ctc_weight <= 0 or ctc_head != "char":
-                raise ValueError(
-                    "decode.word_prior_weight > 0 scores the spelling of the character CTC "
-                    "head: it needs decode.ctc_weight > 0 and decode.ctc_head=char"
-                )
-            prior = self.load_word_prior(
-                word_prior, word_prior_oov, word_prior_bonus, word_prior_max_words
-            )
-        if search == "ctc" and ctc_head == "char":
-            texts = self.char_ctc.greedy(*self.encode(batch))
-            ids = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
-            return _with_bound_hits(ids, None, bound_hits)
-        if search == "ctc":
-            if self.projector.ctc is None:
-                raise ValueError(
-                    "search=ctc reads the projector's CTC head, but this model has none "
-                    "(model.projector.ctc_weight=0)"
-                )
-            speech, lengths = self.embed_speech(batch)
-            embedding = self.llm.get_input_embeddings().weight
-            ids = self.projector.ctc.greedy(speech, lengths, embedding)
-            return _with_bound_hits(ids, None, bound_hits)
+        from slamasr.decoding.rescore import rescore_nbest
+        from slamasr.decoding.scorers import SearchContext
+        from slamasr.decoding.search import beam_search
+
+        if search not in ("native", "hf"):
+            raise ValueError(f"search={search!r}; choose native or hf (ctc: slamasr.decoding)")
+        if (scorers or rescorers) and search != "native":
+            raise ValueError(f"decoding scorers and rescorers need search=native, not {search!r}")
         bounds = new_token_bounds(batch, max_new_tokens_per_second, min_new_tokens_bound)
         frames, frame_lengths = self.encode(batch)
         speech, lengths = self.project(frames, frame_lengths)
-        ctc_logp, ctc_lengths, ctc_labels, ctc_extra = None, lengths, None, None
-        if ctc_weight > 0 and search != "native":
-            raise ValueError(f"decode.ctc_weight > 0 needs search=native, not {search!r}")
-        if ctc_weight > 0 and ctc_head == "char":
-            logits = self.char_ctc.logits(frames)  # (B, T, 1 + len(alphabet))
-            ctc_logp = torch.log_softmax(logits.float(), dim=-1)
-            ctc_lengths, ctc_labels = frame_lengths, self.char_labels()
-            if ctc_proposals:  # the head's best path, read from the logits just computed
-                texts = self.char_ctc.texts(best_path(logits, frame_lengths))
-                best = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
-                if prior is not None and word_prior_corrections > 0:  # + real words near it
-                    for ids, text in zip(best, texts):
-                        for fixed in prior.corrected_texts(
-                            text, word_prior_corrections, sound_alikes=word_prior_sound_alikes
-                        ):
-                            ids.extend(self.tokenizer.encode(fixed, add_special_tokens=False))
-        elif ctc_weight > 0:
-            if self.projector.ctc is None:
-                raise ValueError(
-                    f"decode.ctc_weight={ctc_weight} scores with the projector's CTC head, but "
-                    f"this model has none (model.projector.ctc_weight=0); set decode.ctc_weight=0"
-                )
-            embedding = self.llm.get_input_embeddings().weight
-            logits = self.projector.ctc.logits(speech, embedding)  # (B, N, 1 + V)
-            ctc_logp = torch.log_softmax(logits.float(), dim=-1)
-            if ctc_proposals:
-                best = [[c - 1 for c in row] for row in best_path(logits, lengths)]
-        if ctc_logp is not None and ctc_proposals:
-            ctc_extra = pad_ragged([sorted(set(ids)) for ids in best], -1)[0].to(self.device)
         inputs = self.build_inputs(
             batch, with_targets=False, left_pad=True, speech=(speech, lengths)
         )
         inputs.pop("labels")
         eos = self.template.eos_id
-        if search == "native":
-            found = beam_search(
-                self.llm,
-                inputs["inputs_embeds"],
-                inputs["attention_mask"],
-                inputs["position_ids"],
-                bounds,
-                num_beams=num_beams,
-                eos_id=eos,
-                length_penalty=length_penalty,
-                repetition_penalty=repetition_penalty,
-                ctc_logp=ctc_logp,
-                ctc_lengths=ctc_lengths,
-                ctc_weight=ctc_weight,
-                ctc_pre_beam=ctc_pre_beam,
-                ctc_labels=ctc_labels,
-                ctc_extra=ctc_extra,
-                ctc_label_bonus=ctc_label_bonus,
-                word_prior=prior,
-                word_texts=self.word_texts() if prior is not None else None,
-                word_prior_weight=word_prior_weight,
-                nbest=lm_rescore_weight > 0,
-            )
-            if lm_rescore_weight > 0:
-                found = self.rescore_nbest(found, lm_rescore_weight)
-            return _with_bound_hits(found, bounds, bound_hits)
-        if search != "hf":
-            raise ValueError(f"search={search!r}; choose native, hf or ctc")
+        if search == "hf":
+            ids = self._hf_generate(inputs, bounds, num_beams, length_penalty, repetition_penalty)
+            return _with_bound_hits(ids, bounds, bound_hits)
+        ctx = SearchContext(self, frames, frame_lengths, speech, lengths, num_beams, eos)
+        for scorer in scorers:
+            scorer.start(ctx)
+        found = beam_search(
+            self.llm, inputs["inputs_embeds"], inputs["attention_mask"], inputs["position_ids"],
+            bounds, num_beams, eos, length_penalty, repetition_penalty,
+            scorers=scorers, nbest=bool(rescorers),
+        )  # fmt: skip
+        if rescorers:
+            found = rescore_nbest(found, list(rescorers))
+        return _with_bound_hits(found, bounds, bound_hits)
+
+    def _hf_generate(
+        self,
+        inputs: dict[str, torch.Tensor],
+        bounds: list[int],
+        num_beams: int,
+        length_penalty: float,
+        repetition_penalty: float,
+    ) -> list[list[int]]:
+        """``transformers``' beam search to the largest bound, each row cut at its own."""
         from transformers import GenerationConfig
 
-        pad = self.tokenizer.pad_token_id
+        eos, pad = self.template.eos_id, self.tokenizer.pad_token_id
         gen_cfg = GenerationConfig(
             num_beams=num_beams,
             max_new_tokens=max(bounds),
@@ -461,91 +376,19 @@ class SlamASR(nn.Module):
             repetition_penalty=repetition_penalty,
         )
         out = self.llm.generate(**inputs, generation_config=gen_cfg)  # (B, <= max_new)
-        ids = [cut_at_eos(row.tolist(), eos)[:bound] for row, bound in zip(out, bounds)]
-        return _with_bound_hits(ids, bounds, bound_hits)
-
-    def char_labels(self) -> CTCLabels:
-        """How each LLM token spells in the character head's classes (built once)."""
-        if self._char_labels is None:
-            vocab = self.llm.get_input_embeddings().weight.shape[0]
-            labels = self.char_ctc.spell_tokens(self.tokenizer, vocab)
-            self._char_labels = labels.to(self.device)
-        return self._char_labels
-
-    def word_texts(self) -> list[Optional[str]]:
-        """Each LLM token's spelling in the character head's alphabet after another token
-        (None = unspellable; built once)."""
-        if self._word_texts is None:
-            labels = self.char_labels()
-            self._word_texts = token_texts(labels.cont, labels.cont_len, self.char_ctc.alphabet)
-        return self._word_texts
-
-    def load_word_prior(
-        self, path: str, oov_logp: float, word_bonus: float, max_words: int
-    ) -> WordPrior:
-        """The word unigram of ``path`` restricted to the character head's alphabet (loaded
-        once per setting)."""
-        if not path:
-            raise ValueError(
-                "decode.word_prior_weight > 0 needs decode.word_prior: a word<TAB>count file "
-                "(python -m slamasr.bin.prepare_word_counts)"
-            )
-        key = (str(path), float(oov_logp), float(word_bonus), int(max_words))
-        if self._word_prior is None or self._word_prior[0] != key:
-            prior = WordPrior.load(
-                path, oov_logp, word_bonus, max_words or None, alphabet=self.char_ctc.alphabet
-            )
-            logger.info("word prior %s: %d words, oov log-prob %g", path, len(prior), oov_logp)
-            self._word_prior = (key, prior)
-        return self._word_prior[1]
-
-    def text_logp(self, hyps: list[list[int]], chunk: int = 32) -> list[float]:
-        """Mean log-probability per token of each token sequence under the LLM read as a
-        text-only language model: the tokenizer's BOS (its EOS where it has none), the
-        tokens, then EOS, which is scored too (so a hypothesis cut short pays for ending
-        there). No speech, no prompt. Padded forward passes of ``chunk`` sequences (the
-        vocabulary-wide log-probabilities of a chunk are what memory holds)."""
-        tok = self.tokenizer
-        eos = tok.eos_token_id if tok.eos_token_id is not None else self.template.eos_id
-        bos = tok.bos_token_id if tok.bos_token_id is not None else eos
-        out: list[float] = []
-        for start in range(0, len(hyps), chunk):
-            seqs = [[bos] + list(h) + [eos] for h in hyps[start : start + chunk]]
-            longest = max(len(q) for q in seqs)
-            ids = torch.full((len(seqs), longest), eos, dtype=torch.long, device=self.device)
-            mask = torch.zeros_like(ids)
-            for i, q in enumerate(seqs):
-                ids[i, : len(q)] = torch.tensor(q, dtype=torch.long)
-                mask[i, : len(q)] = 1
-            logits = self.llm(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:, None])[..., 0]
-            scored = mask[:, 1:].to(logp.dtype)
-            out.extend(((logp * scored).sum(1) / scored.sum(1)).tolist())
-        return out
-
-    def rescore_nbest(
-        self, nbest: list[list[tuple[float, list[int]]]], weight: float
-    ) -> list[list[int]]:
-        """The best hypothesis of each utterance by ``score + weight * text_logp``
-        (``nbest``: ``(score, token ids)`` per finished hypothesis, as
-        :func:`~slamasr.models.beam_search.beam_search` returns with ``nbest=True``); an
-        utterance without hypotheses gets ``[]``."""
-        lm = iter(self.text_logp([hyp for found in nbest for _, hyp in found]))
-        best: list[list[int]] = []
-        for found in nbest:
-            total = [score + weight * next(lm) for score, _ in found]
-            # the first of equals wins: the search's own order
-            best.append(found[max(range(len(found)), key=total.__getitem__)][1] if found else [])
-        return best
+        return [cut_at_eos(row.tolist(), eos)[:bound] for row, bound in zip(out, bounds)]
 
     def generate(self, batch: dict[str, Any], **kwargs: Any) -> list[str]:
         """Decoded hypotheses in batch order (special tokens skipped, stripped).
 
         Keyword arguments are those of :meth:`generate_ids`.
         """
-        ids = self.generate_ids(batch, **kwargs)
-        texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True)
-        return [t.strip() for t in texts]
+        return ids_to_texts(self.tokenizer, self.generate_ids(batch, **kwargs))
+
+
+def ids_to_texts(tokenizer: Any, ids: list[list[int]]) -> list[str]:
+    """Token ids -> texts (special tokens skipped, stripped)."""
+    return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
 
 def new_token_bounds(batch: dict[str, Any], per_second: float, min_bound: int) -> list[int]:

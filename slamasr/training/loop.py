@@ -2,8 +2,12 @@
 
 The loop sees the model only through the contract of ``docs/internals.md``::
 
-    out = model(batch)  # {"loss": mean CE over target tokens, "num_tokens", "num_correct"}
+    out = model(batch)  # {"loss": what to minimise, "ce": (sum, count), "correct": ..., ...}
+    model.stat_names(llm_loss)  # the names besides "loss" that forward reports
     model.trainable_parameters(); model.trainable_state_dict(); model.load_trainable_state_dict()
+
+Statistics travel by name (``slamasr.training.stats``), so a statistic the model adds
+(an auxiliary head's loss) is summed, all-reduced, logged and plotted with no change here.
 
 and the data only as iterables of batch dicts whose optional ``.sampler`` has ``set_epoch``
 and ``state_dict``.
@@ -34,13 +38,22 @@ from slamasr.training import checkpoint as ckpt
 from slamasr.training.config import TrainConfig
 from slamasr.training.distributed import (
     DistInfo,
-    all_reduce_sum,
     average_gradients,
     broadcast_parameters,
     collective_device,
 )
 from slamasr.training.optim import build_optimizer, build_scheduler
-from slamasr.training.report import STATS, TrainingReporter
+from slamasr.training.report import TrainingReporter
+from slamasr.training.stats import (
+    AUDIO_SECONDS,
+    LOOP_STATS,
+    NONFINITE,
+    Stats,
+    add_stats,
+    all_reduce_stats,
+    mean_metrics,
+    zero_stats,
+)
 from slamasr.utils import set_seed
 
 Batch = dict[str, Any]
@@ -192,10 +205,13 @@ class EpochStream:
 # --------------------------------------------------------------------------- one step
 
 
-def compute_loss(trainer: Trainer, batch: Batch, llm_loss: bool = True) -> dict[str, torch.Tensor]:
-    """Forward one batch under autocast; return the model's loss dict.
+def compute_loss(trainer: Trainer, batch: Batch, llm_loss: bool = True) -> dict[str, Any]:
+    """Forward one batch under autocast; return the model's output.
 
-    ``llm_loss=False``: the projector's auxiliary CTC loss only (``train.ctc_only_steps``).
+    Returns:
+        ``{"loss": tensor to minimise, name: (sum, count), ...}`` (``SlamASR.forward``):
+        ``ce`` and ``correct`` (with the LLM) and each auxiliary head's loss by its name.
+        ``llm_loss=False``: the auxiliary heads only (``train.ctc_only_steps``).
     """
     batch = move_batch(batch, trainer.device)
     use_autocast = trainer.autocast_dtype != torch.float32
@@ -213,35 +229,36 @@ def _batch_seconds(batch: Batch) -> float:
     return float(durations.sum()) if torch.is_tensor(durations) else 0.0
 
 
-def _accumulate(trainer: Trainer, stream: EpochStream) -> torch.Tensor:
+def _zero_stats(trainer: Trainer, llm_loss: bool, loop_stats: tuple[str, ...] = ()) -> Stats:
+    """Every statistic this rank will report, at zero: the same names on all ranks, also
+    on one that sees no batch."""
+    return zero_stats([*trainer.model.stat_names(llm_loss), *loop_stats])
+
+
+def _model_stats(out: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in out.items() if name != "loss"}
+
+
+def _accumulate(trainer: Trainer, stream: EpochStream) -> Stats:
     """Run ``grad_accum`` forward/backward passes.
 
     Returns:
-        float64 tensor (STATS,): [LLM CE * tokens, tokens, correct, audio seconds,
-        non-finite flag, CTC * utterances, utterances with a CTC loss, character CTC *
-        utterances, utterances with a character CTC loss].
+        Their statistics by name (``slamasr.training.stats``): the model's (``ce``,
+        ``correct``, each auxiliary head's loss) over the finite micro-batches, plus
+        ``audio_seconds`` and ``nonfinite`` (micro-batches whose loss was not finite).
     """
-    stats = torch.zeros(STATS, dtype=torch.float64)
     llm_loss = trainer.state.step >= trainer.cfg.ctc_only_steps
+    stats = _zero_stats(trainer, llm_loss, LOOP_STATS)
     for _ in range(trainer.cfg.grad_accum):
         batch = stream.next()
         out = compute_loss(trainer, batch, llm_loss)
         loss = out["loss"]
         if not torch.isfinite(loss.detach()).item():
-            stats[4] = 1.0
+            add_stats(stats, {NONFINITE: (1.0, 1.0)})
             continue
         (loss.float() / trainer.cfg.grad_accum).backward()
-        tokens = float(out["num_tokens"])
-        stats[0] += float(out.get("ce", loss).detach()) * tokens
-        stats[1] += tokens
-        stats[2] += float(out["num_correct"])
-        stats[3] += _batch_seconds(batch)
-        if "ctc" in out:
-            stats[5] += float(out["ctc"].detach()) * float(out["num_utts"])
-            stats[6] += float(out["num_utts"])
-        if "char_ctc" in out:
-            stats[7] += float(out["char_ctc"].detach()) * float(out["num_char_utts"])
-            stats[8] += float(out["num_char_utts"])
+        add_stats(stats, _model_stats(out))
+        add_stats(stats, {AUDIO_SECONDS: (_batch_seconds(batch), 1.0)})
     return stats
 
 
@@ -250,19 +267,21 @@ def _grad_norm(trainer: Trainer) -> torch.Tensor:
     return torch.nn.utils.clip_grad_norm_(trainer.params, max_norm)
 
 
-def train_one_step(trainer: Trainer, stream: EpochStream) -> Optional[torch.Tensor]:
+def train_one_step(trainer: Trainer, stream: EpochStream) -> Optional[Stats]:
     """One optimizer step: accumulate, average gradients over ranks, clip, update.
 
     A step whose loss or gradient norm is non-finite on any rank is skipped on all ranks
     (no update, scheduler not advanced) and counted.
 
     Returns:
-        The summed stats tensor (see :func:`_accumulate`) over ranks, or None if skipped.
+        The step's statistics summed over ranks, ``{name: [sum, count]}`` (see
+        :func:`_accumulate`; e.g. the mean CE is ``stats["ce"][0] / stats["ce"][1]``), or
+        None if skipped.
     """
     trainer.model.train()
     trainer.optimizer.zero_grad(set_to_none=True)
-    stats = all_reduce_sum(_accumulate(trainer, stream))
-    bad = stats[4].item() > 0
+    stats = all_reduce_stats(_accumulate(trainer, stream))
+    bad = stats[NONFINITE][0] > 0
     if not bad:
         average_gradients(trainer.params)
         bad = not torch.isfinite(_grad_norm(trainer)).item()
@@ -301,7 +320,7 @@ def _count_bad_step(trainer: Trainer) -> None:
 @torch.no_grad()
 def validate(trainer: Trainer) -> dict[str, float]:
     """Dev LLM loss (token-weighted CE) and next-token accuracy, summed over all ranks'
-    shards; with the auxiliary CTC heads also their dev losses (``ctc``, ``char_ctc``,
+    shards; with auxiliary heads also their dev losses by name (``ctc``, ``char_ctc``,
     utterance-weighted).
 
     During the CTC-only warm-up (``train.ctc_only_steps``) the LLM is not run: the metrics
@@ -309,32 +328,13 @@ def validate(trainer: Trainer) -> dict[str, float]:
     """
     trainer.model.eval()
     llm_loss = trainer.state.step > trainer.cfg.ctc_only_steps
-    # ce*tokens, tokens, correct, ctc*utts, utts, char_ctc*utts, char utts
-    stats = torch.zeros(7, dtype=torch.float64)
+    stats = _zero_stats(trainer, llm_loss)
     for i, batch in enumerate(trainer.dev_loader):
         if trainer.cfg.valid_max_batches and i >= trainer.cfg.valid_max_batches:
             break
-        out = compute_loss(trainer, batch, llm_loss)
-        tokens = float(out["num_tokens"])
-        ce = float(out.get("ce", out["loss"]))
-        stats[:3] += torch.tensor([ce * tokens, tokens, float(out["num_correct"])])
-        if "ctc" in out:
-            stats[3] += float(out["ctc"]) * float(out["num_utts"])
-            stats[4] += float(out["num_utts"])
-        if "char_ctc" in out:
-            stats[5] += float(out["char_ctc"]) * float(out["num_char_utts"])
-            stats[6] += float(out["num_char_utts"])
+        add_stats(stats, _model_stats(compute_loss(trainer, batch, llm_loss)))
     trainer.model.train()
-    stats = all_reduce_sum(stats)
-    tokens = max(stats[1].item(), 1.0)
-    metrics = {"loss": stats[0].item() / tokens, "acc": stats[2].item() / tokens}
-    if not llm_loss:
-        metrics = {}
-    if stats[4].item() > 0:
-        metrics["ctc"] = stats[3].item() / stats[4].item()
-    if stats[6].item() > 0:
-        metrics["char_ctc"] = stats[5].item() / stats[6].item()
-    return metrics
+    return mean_metrics(all_reduce_stats(stats))
 
 
 def _improved(trainer: Trainer, metrics: dict[str, float]) -> bool:
@@ -473,7 +473,7 @@ def build_trainer(
     )
 
 
-def _end_of_step(trainer: Trainer, stats: torch.Tensor) -> bool:
+def _end_of_step(trainer: Trainer, stats: Stats) -> bool:
     """Log, validate, save after optimizer step; return True when training should stop."""
     state, cfg = trainer.state, trainer.cfg
     trainer.reporter.add_step(state, stats, trainer.scheduler.get_last_lr()[0])

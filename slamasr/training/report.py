@@ -11,15 +11,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
 from slamasr.training.config import TrainConfig
+from slamasr.training.stats import AUDIO_SECONDS, Stats, add_stats, mean_metrics
 
 ACCURACY_PLOT = "train-accuracy.png"
-# per-step stats (loop._accumulate): CE * tokens, tokens, correct, audio seconds, non-finite
-# flag, auxiliary CTC * utterances, utterances with a CTC loss, character CTC * utterances,
-# utterances with a character CTC loss
-STATS = 9
+LLM_METRICS = ("loss", "acc")  # the paper's; every other metric is an auxiliary loss
 
 
 def plot_accuracy(history: list[dict[str, float]], path: Path, title: str = "") -> None:
@@ -52,6 +48,16 @@ def _fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _auxiliary(metrics: dict[str, float]) -> dict[str, float]:
+    """The auxiliary losses among ``metrics`` (all but step, lr, loss, acc)."""
+    return {k: v for k, v in metrics.items() if k not in ("step", "lr", *LLM_METRICS)}
+
+
+def _label(name: str) -> str:
+    """How a statistic is named in log lines: ``char_ctc`` -> ``char-ctc``."""
+    return name.replace("_", "-")
+
+
 class TrainingReporter:
     """Collects per-step stats and reports them every ``log_interval`` steps.
 
@@ -63,7 +69,7 @@ class TrainingReporter:
         self.exp_dir, self.cfg, self.is_main = exp_dir, cfg, is_main
         self.writer: Any = None
         self.bar: Any = None
-        self._window = torch.zeros(STATS, dtype=torch.float64)
+        self._window: Stats = {}
         self._t0 = time.time()
 
     def start(self, step: int) -> None:
@@ -88,45 +94,38 @@ class TrainingReporter:
                 total=self.cfg.max_steps, initial=step, desc="train", dynamic_ncols=True
             )
 
-    def add_step(self, state: Any, stats: torch.Tensor, lr: float) -> None:
-        """Account one optimizer step's stats (see ``loop._accumulate``); log on interval."""
-        self._window += stats
+    def add_step(self, state: Any, stats: Stats, lr: float) -> None:
+        """Account one optimizer step's statistics by name (``slamasr.training.stats``); log
+        on interval."""
+        add_stats(self._window, stats)
         if self.bar is not None:
             self.bar.update(1)
         if state.step % self.cfg.log_interval == 0:
             state.history.append(self._flush(state.step, lr))
 
     def _flush(self, step: int, lr: float) -> dict[str, float]:
-        loss_tokens, tokens, correct, seconds, _, ctc_utts, utts, char_utts, chars = (
-            self._window.tolist()
-        )
-        elapsed = max(time.time() - self._t0, 1e-9)
-        entry: dict[str, float] = {"step": step, "lr": lr}
-        if tokens > 0:  # none during CTC-only steps: no LLM loss, nothing to plot
-            entry.update(loss=loss_tokens / tokens, acc=correct / tokens)
-        if utts > 0:
-            entry["ctc"] = ctc_utts / utts
-        if chars > 0:
-            entry["char_ctc"] = char_utts / chars
+        # no loss/acc during CTC-only steps: no LLM loss, nothing to plot
+        entry: dict[str, float] = {"step": step, "lr": lr, **mean_metrics(self._window)}
         if self.is_main:
+            elapsed = max(time.time() - self._t0, 1e-9)
+            seconds = self._window.get(AUDIO_SECONDS, [0.0, 0.0])[0]
+            tokens = self._window.get("ce", [0.0, 0.0])[1]
             speed = {"audio_sec_per_sec": seconds / elapsed, "tokens_per_sec": tokens / elapsed}
             logging.info(
                 "step %d: loss %s acc %s%s lr %.3g | %.1f audio s/s, %.0f tokens/s",
                 step,
                 f"{entry['loss']:.4f}" if "loss" in entry else "-",
                 f"{100 * entry['acc']:.2f}%" if "acc" in entry else "-",
-                (f" ctc {entry['ctc']:.4f}" if "ctc" in entry else "")
-                + (f" char-ctc {entry['char_ctc']:.4f}" if "char_ctc" in entry else ""),
+                "".join(f" {_label(k)} {v:.4f}" for k, v in _auxiliary(entry).items()),
                 lr,
                 speed["audio_sec_per_sec"],
                 speed["tokens_per_sec"],
             )
             self._scalars("train", step, {**entry, **speed})
             if self.bar is not None:
-                keys = ("loss", "acc", "ctc", "char_ctc")
-                shown = {k: f"{entry[k]:.3f}" for k in keys if k in entry}
+                shown = {k: f"{v:.3f}" for k, v in entry.items() if k not in ("step", "lr")}
                 self.bar.set_postfix(**shown)
-        self._window.zero_()
+        self._window = {}
         self._t0 = time.time()
         return entry
 
@@ -136,10 +135,7 @@ class TrainingReporter:
             parts = []
             if "loss" in metrics:
                 parts.append(f"dev loss {metrics['loss']:.4f}, dev acc {100 * metrics['acc']:.2f}%")
-            if "ctc" in metrics:
-                parts.append(f"dev ctc {metrics['ctc']:.4f}")
-            if "char_ctc" in metrics:
-                parts.append(f"dev char-ctc {metrics['char_ctc']:.4f}")
+            parts += [f"dev {_label(k)} {v:.4f}" for k, v in _auxiliary(metrics).items()]
             logging.info("validation at step %d: %s", step, ", ".join(parts))
             self._scalars("valid", step, metrics)
 

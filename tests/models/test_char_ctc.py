@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from slamasr.decoding.scorers.ctc import CTCPrefixScorer
 from slamasr.models import build_model
-from slamasr.models.beam_search import CTCLabels, CTCPrefixScorer
 from slamasr.models.config import CharCTCConfig, ProjectorConfig
 from slamasr.models.ctc import CharCTCHead
+from slamasr.models.ctc_labels import CTCLabels
+from tests.decoding.helpers import decode_config, generate_ids
 from tests.helpers import ctc_paths, make_tiny_batch, make_tiny_tokenizer, tiny_model_config
 
 
@@ -153,18 +155,19 @@ def test_model_adds_the_weighted_char_loss_and_trains_the_head(tmp_path: Path, c
     batch = make_tiny_batch("fbank", num=3, texts=["red dog", "cat sat", "one 2 three"])
     with caplog.at_level(logging.WARNING):
         out = model(batch)
-    assert int(out["num_char_utts"]) == 2
+    assert int(out["char_ctc"][1]) == 2
     assert "one 2 three" in caplog.text and "model.char_ctc.alphabet" in caplog.text
-    torch.testing.assert_close(out["loss"], out["ce"] + 0.5 * out["ctc"] + 0.3 * out["char_ctc"])
+    ce, ctc, char = (out[name][0] / out[name][1] for name in ("ce", "ctc", "char_ctc"))
+    torch.testing.assert_close(out["loss"], (ce + 0.5 * ctc + 0.3 * char).float())
     only = model(batch, llm_loss=False)
-    torch.testing.assert_close(only["loss"], only["ctc"] + only["char_ctc"])
+    torch.testing.assert_close(only["loss"], (ctc + char).float())
     only["loss"].backward()
     assert model.char_ctc.net[0].weight.grad is not None
     head = model.char_ctc
     frames, lengths = model.encode(batch)
     want, skipped = head.loss(frames[:2], lengths[:2], batch["texts"][:2])
     assert skipped == 0
-    torch.testing.assert_close(out["char_ctc"], want)
+    torch.testing.assert_close(char, want.double())
 
 
 def test_char_joint_decoding_and_probe_run_with_their_own_tags(tmp_path: Path) -> None:
@@ -174,16 +177,18 @@ def test_char_joint_decoding_and_probe_run_with_their_own_tags(tmp_path: Path) -
 
     model = _char_model(tmp_path).eval()
     batch = make_tiny_batch("fbank", num=3)
-    ids = model.generate_ids(batch, num_beams=2, ctc_weight=0.5, ctc_pre_beam=4, ctc_head="char")
+    char = ["decode.scorers.ctc.weight=0.5", "decode.scorers.ctc.head=char"]
+    ids = generate_ids(model, batch, "decode.num_beams=2", "decode.scorers.ctc.pre_beam=4", *char)
     assert len(ids) == 3
-    probe = model.generate_ids(batch, search="ctc", ctc_head="char")
+    probe = generate_ids(model, batch, "decode.search=ctc", "decode.scorers.ctc.head=char")
     texts = model.char_ctc.greedy(*model.encode(batch))
     assert probe == [model.tokenizer.encode(t, add_special_tokens=False) for t in texts]
-    assert decode_tag("best", 1, 4, "native", 0.5, "char") == "decode-best-avg1-beam4-charctc0.5"
-    assert decode_tag("best", 1, 4, "ctc", 0.0, "char") == "decode-best-avg1-charctc-greedy"
+    assert decode_tag(decode_config(*char)) == "decode-best-avg1-beam4-charctc0.5"
+    probe_cfg = decode_config("decode.search=ctc", "decode.scorers.ctc.head=char")
+    assert decode_tag(probe_cfg) == "decode-best-avg1-charctc-greedy"
     plain = _char_model(tmp_path / "plain", weight=0.0)
     with pytest.raises(ValueError, match="model.char_ctc.weight=0"):
-        plain.generate_ids(batch, num_beams=2, ctc_weight=0.5, ctc_head="char")
+        generate_ids(plain, batch, "decode.num_beams=2", *char)
 
 
 def test_joint_search_spells_what_a_confident_char_head_hears(tmp_path: Path) -> None:
@@ -201,8 +206,13 @@ def test_joint_search_spells_what_a_confident_char_head_hears(tmp_path: Path) ->
             peaked[b, 2 * i, 0], peaked[b, 2 * i, c] = -12.0, 0.0
     model.char_ctc.logits = lambda frames: peaked  # a head that hears exactly ``texts``
     vocab = model.llm.get_input_embeddings().weight.shape[0]
-    ids = model.generate_ids(
-        batch, num_beams=3, ctc_weight=0.9, ctc_pre_beam=vocab - 1, ctc_head="char"
+    ids = generate_ids(
+        model,
+        batch,
+        "decode.num_beams=3",
+        "decode.scorers.ctc.weight=0.9",
+        f"decode.scorers.ctc.pre_beam={vocab - 1}",
+        "decode.scorers.ctc.head=char",
     )
     got = [model.tokenizer.decode(i, skip_special_tokens=True).strip().lower() for i in ids]
     assert got == texts
@@ -215,10 +225,10 @@ def test_label_bonus_favours_hypotheses_that_spell_more(tmp_path: Path) -> None:
     batch = make_tiny_batch("fbank", num=3, durations=[0.6, 0.5, 0.4])
     classes = 1 + len(model.char_ctc.alphabet)
     model.char_ctc.logits = lambda frames: torch.zeros(*frames.shape[:2], classes)
-    kwargs = dict(num_beams=3, ctc_weight=0.5, ctc_pre_beam=8, ctc_head="char")
+    char = ["decode.num_beams=3", "decode.scorers.ctc.weight=0.5", "decode.scorers.ctc.head=char"]
 
     def letters(bonus: float) -> int:
-        ids = model.generate_ids(batch, ctc_label_bonus=bonus, **kwargs)
+        ids = generate_ids(model, batch, *char, f"decode.scorers.ctc.label_bonus={bonus}")
         return sum(len(model.tokenizer.decode(i, skip_special_tokens=True)) for i in ids)
 
     assert letters(2 * math.log(classes)) > letters(0.0)

@@ -10,6 +10,7 @@ import torch
 
 from slamasr.models import build_model
 from slamasr.models.ctc import TokenCTCHead
+from tests.decoding.helpers import decode_config, generate_ids
 from tests.helpers import ctc_paths, make_tiny_batch, tiny_model_config
 
 
@@ -136,8 +137,9 @@ def test_model_loss_adds_weighted_ctc_and_ctc_only_skips_the_llm(tmp_path: Path)
     assert "projector.ctc.blank" in model.trainable_state_dict()
     batch = make_tiny_batch("fbank", num=3)
     out = model(batch)
-    torch.testing.assert_close(out["loss"], out["ce"] + 0.5 * out["ctc"])
-    assert int(out["num_utts"]) == 3 and int(out["num_tokens"]) > 0
+    ce, ctc = (out[name][0] / out[name][1] for name in ("ce", "ctc"))
+    torch.testing.assert_close(out["loss"], (ce + 0.5 * ctc).float())
+    assert int(out["ctc"][1]) == 3 and int(out["ce"][1]) > 0
 
     calls = []
     hook = model.llm.register_forward_pre_hook(lambda *a, **k: calls.append(1))
@@ -146,8 +148,8 @@ def test_model_loss_adds_weighted_ctc_and_ctc_only_skips_the_llm(tmp_path: Path)
     only = model(batch, llm_loss=False)
     hook.remove()
     hook2.remove()
-    assert calls == [] and int(only["num_tokens"]) == 0
-    torch.testing.assert_close(only["loss"], out["ctc"])
+    assert calls == [] and set(only) == {"loss", "ctc"} == {"loss", *model.stat_names(False)}
+    torch.testing.assert_close(only["loss"], ctc.float())
     only["loss"].backward()
     grads = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None}
     assert grads == {"projector"} and model.projector.ctc.blank.grad is not None
@@ -200,38 +202,45 @@ def test_ctc_probe_decoding_reads_the_head_without_the_llm(tmp_path: Path) -> No
     batch = make_tiny_batch("fbank", num=3)
     calls = []
     hook = model.llm.get_decoder().register_forward_pre_hook(lambda *a, **k: calls.append(1))
-    ids = model.generate_ids(batch, search="ctc")
+    ids = generate_ids(model, batch, "decode.search=ctc")
     hook.remove()
     assert calls == []
     speech, lengths = model.embed_speech(batch)
     embedding = model.llm.get_input_embeddings().weight
     assert ids == model.projector.ctc.greedy(speech, lengths, embedding) and len(ids) == 3
-    assert decode_tag("best", 1, 4, "ctc") == "decode-best-avg1-ctc-greedy"
+    assert decode_tag(decode_config("decode.search=ctc")) == "decode-best-avg1-ctc-greedy"
 
 
 def test_ctc_probe_without_the_head_is_refused(tiny_fbank_model) -> None:
     with pytest.raises(ValueError, match="ctc_weight=0"):
-        tiny_fbank_model.generate_ids(make_tiny_batch("fbank", num=1), search="ctc")
+        generate_ids(tiny_fbank_model, make_tiny_batch("fbank", num=1), "decode.search=ctc")
 
 
 def test_joint_ctc_decoding_runs_beside_the_llm_and_is_refused_where_it_cannot(
     tmp_path: Path, tiny_fbank_model
 ) -> None:
-    """``decode.ctc_weight``: one hypothesis per utterance, its own decode tag; a model
-    without the head, ``search=hf`` and a weight outside [0, 1) are refused with the key."""
+    """``decode.scorers.ctc.weight``: one hypothesis per utterance, its own decode tag; a
+    model without the head, ``search=hf`` and a weight outside [0, 1) are refused with the
+    key."""
     from slamasr.decoding import decode_tag
-    from slamasr.decoding_config import DecodeConfig
+    from slamasr.decoding.scorers import build_scorers
 
     model = _ctc_model(tmp_path, weight=0.5).eval()
     batch = make_tiny_batch("fbank", num=3)
-    ids = model.generate_ids(batch, num_beams=2, ctc_weight=0.5, ctc_pre_beam=4)
+    joint = ["decode.num_beams=2", "decode.scorers.ctc.weight=0.5"]
+    ids = generate_ids(model, batch, *joint, "decode.scorers.ctc.pre_beam=4")
     assert len(ids) == 3
-    assert decode_tag("best", 1, 4, "native", 0.3) == "decode-best-avg1-beam4-ctc0.3"
-    assert decode_tag("best", 1, 4, "native", 0.0) == "decode-best-avg1-beam4"
+    ctc = decode_config("decode.scorers.ctc.weight=0.3")
+    assert decode_tag(ctc) == "decode-best-avg1-beam4-ctc0.3"
+    assert decode_tag(decode_config("decode.scorers.ctc.weight=0")) == "decode-best-avg1-beam4"
     with pytest.raises(ValueError, match="model.projector.ctc_weight=0"):
-        tiny_fbank_model.generate_ids(batch, num_beams=2, ctc_weight=0.5)
+        generate_ids(tiny_fbank_model, batch, *joint)
+    scorers = build_scorers(ctc.scorers, model)
     with pytest.raises(ValueError, match="search=native"):
-        model.generate_ids(batch, num_beams=2, ctc_weight=0.5, search="hf")
-    for bad in (DecodeConfig(ctc_weight=1.0), DecodeConfig(ctc_weight=0.3, search="hf")):
-        with pytest.raises(ValueError, match="decode.ctc_weight"):
-            bad.validate()
+        model.generate_ids(batch, num_beams=2, search="hf", scorers=scorers)
+    for bad in (
+        ["decode.scorers.ctc.weight=1.0"],
+        ["decode.scorers.ctc.weight=0.3", "decode.search=hf"],
+    ):
+        with pytest.raises(ValueError, match="decode.scorers.ctc.weight"):
+            decode_config(*bad)

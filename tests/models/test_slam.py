@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from slamasr.decoding.rescore import LMRescoreConfig, LMRescorer, rescore_nbest, text_logp
 from slamasr.models import SlamASR, count_parameters
 from slamasr.models.llm import DEFAULT_PROMPT_LIBRARY
 from tests.helpers import make_tiny_batch, make_tiny_model, select_items
@@ -30,8 +31,11 @@ def test_forward_shapes_masks_and_supervised_tokens(tiny_fbank_model: SlamASR) -
     suffix = len(model.template.pieces("Transcribe speech to text.").suffix)
     assert n == prefix + int(speech[2]) + suffix + len(targets[2])
     out = model(batch)
-    assert out["num_tokens"] == sum(len(t) for t in targets)
-    assert 0 <= out["num_correct"] <= out["num_tokens"] and out["loss"].dim() == 0
+    (ce_sum, tokens), (correct, same_tokens) = out["ce"], out["correct"]
+    assert int(tokens) == int(same_tokens) == sum(len(t) for t in targets)
+    assert 0 <= correct <= tokens and out["loss"].dim() == 0
+    assert set(out) == {"loss", "ce", "correct"} and model.stat_names() == ["ce", "correct"]
+    torch.testing.assert_close(out["loss"], (ce_sum / tokens).float())  # the paper: CE alone
 
 
 def test_supervised_logits_equal_full_logits(tiny_fbank_model: SlamASR) -> None:
@@ -104,8 +108,8 @@ def overfit(tmp_path_factory: pytest.TempPathFactory) -> tuple[SlamASR, dict, li
 def test_loss_decreases_when_overfitting(overfit: tuple) -> None:
     model, batch, losses = overfit
     assert losses[-1] < 0.15 * losses[0], losses[::10]
-    out = model(batch)
-    assert out["num_correct"] >= 0.8 * out["num_tokens"]
+    correct, tokens = model(batch)["correct"]
+    assert correct >= 0.8 * tokens
 
 
 @pytest.mark.parametrize("num_beams", [4, 1])
@@ -132,7 +136,7 @@ def test_text_logp_is_the_llms_own_text_probability(tiny_fbank_model: SlamASR) -
     model = tiny_fbank_model
     tok = model.tokenizer
     hyps = [tok.encode("hello world", add_special_tokens=False), [], [5, 9, 7, 3, 8, 2, 6]]
-    got = model.text_logp(hyps)
+    got = text_logp(model, hyps)
     eos = tok.eos_token_id if tok.eos_token_id is not None else model.template.eos_id
     bos = tok.bos_token_id if tok.bos_token_id is not None else eos
     for hyp, value in zip(hyps, got):
@@ -141,23 +145,27 @@ def test_text_logp_is_the_llms_own_text_probability(tiny_fbank_model: SlamASR) -
             logp = torch.log_softmax(model.llm(input_ids=ids).logits[0, :-1].float(), dim=-1)
         want = logp.gather(1, ids[0, 1:, None]).mean().item()
         assert value == pytest.approx(want, abs=1e-4)
-        assert model.text_logp([hyp]) == pytest.approx([want], abs=1e-4)
-    assert model.text_logp(hyps, chunk=2) == pytest.approx(got, abs=1e-4)
-    assert model.text_logp([]) == []
+        assert text_logp(model, [hyp]) == pytest.approx([want], abs=1e-4)
+    assert text_logp(model, hyps, chunk=2) == pytest.approx(got, abs=1e-4)
+    assert text_logp(model, []) == []
 
 
 def test_rescore_nbest_adds_the_weighted_text_logp(tiny_fbank_model: SlamASR) -> None:
     model = tiny_fbank_model
     hyps = [[5, 6, 7], [8, 9], [10, 11, 12, 13]]
     search = [-1.0, -1.5, -1.6]
-    lm = model.text_logp(hyps)
+    lm = text_logp(model, hyps)
     nbest = [list(zip(search, hyps)), [], [(-2.0, hyps[2])]]
-    assert model.rescore_nbest(nbest, 0.0) == [hyps[0], [], hyps[2]]  # the search's order
+
+    def rescored(weight: float) -> list[list[int]]:
+        return rescore_nbest(nbest, [LMRescorer(LMRescoreConfig(weight=weight), model)])
+
+    assert rescored(0.0) == [hyps[0], [], hyps[2]]  # the search's order
     for weight in (0.3, 5.0, 1e6):
         total = [s + weight * v for s, v in zip(search, lm)]
-        assert model.rescore_nbest(nbest, weight)[0] == hyps[total.index(max(total))]
+        assert rescored(weight)[0] == hyps[total.index(max(total))]
     # a large weight leaves the choice to the LLM's text probability alone
-    assert model.rescore_nbest(nbest, 1e6)[0] == hyps[lm.index(max(lm))]
+    assert rescored(1e6)[0] == hyps[lm.index(max(lm))]
     assert lm.index(max(lm)) != 0  # the text LM disagrees with the search here
 
 
@@ -165,15 +173,21 @@ def test_generate_with_lm_rescoring(overfit: tuple) -> None:
     """With a weight of 0+ the rescored search returns the search's best; with a large
     weight the n-best hypothesis the LLM likes most as text; search=hf has no n-best."""
     model, batch, _ = overfit
+
+    def rescorers(weight: float) -> list[LMRescorer]:
+        return [LMRescorer(LMRescoreConfig(weight=weight), model)]
+
     plain = model.generate_ids(batch, num_beams=4, min_new_tokens_bound=12)
-    assert (
-        model.generate_ids(batch, num_beams=4, min_new_tokens_bound=12, lm_rescore_weight=1e-9)
-        == plain
+    tiny = model.generate_ids(
+        batch, num_beams=4, min_new_tokens_bound=12, rescorers=rescorers(1e-9)
     )
-    heavy = model.generate_ids(batch, num_beams=4, min_new_tokens_bound=12, lm_rescore_weight=1e6)
+    assert tiny == plain
+    heavy = model.generate_ids(
+        batch, num_beams=4, min_new_tokens_bound=12, rescorers=rescorers(1e6)
+    )
     assert len(heavy) == len(plain)
     with pytest.raises(ValueError, match="search=native"):
-        model.generate_ids(batch, num_beams=2, search="hf", lm_rescore_weight=0.5)
+        model.generate_ids(batch, num_beams=2, search="hf", rescorers=rescorers(0.5))
 
 
 @pytest.mark.parametrize("num_beams", [4, 1])

@@ -1,7 +1,8 @@
 """Test doubles for the training loop: a contract-following tiny model and in-memory loader.
 
 They isolate loop behaviours (exact resume, data-parallel equality, NaN handling) from the
-real model: ``forward(batch) -> {loss, num_tokens, num_correct}``, ``trainable_parameters()``,
+real model: ``forward(batch) -> {loss, ce: (sum, count), correct: (sum, count)}``,
+``stat_names()``, ``trainable_parameters()``,
 ``trainable_state_dict()``, ``load_trainable_state_dict()``, ``generate()``.
 """
 
@@ -46,7 +47,12 @@ class DoubleModel(nn.Module):
         if any("NAN" in t for t in batch["texts"]):
             loss = loss * float("nan")
         correct = (logits.argmax(-1) == targets).sum()
-        return {"loss": loss, "num_tokens": torch.tensor(len(targets)), "num_correct": correct}
+        count = torch.tensor(len(targets))
+        return {"loss": loss, "ce": (loss.detach() * count, count), "correct": (correct, count)}
+
+    def stat_names(self, llm_loss: bool = True) -> list[str]:
+        """What :meth:`forward` reports besides ``loss``."""
+        return ["ce", "correct"]
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What the optimizer gets."""

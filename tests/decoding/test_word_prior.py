@@ -1,4 +1,4 @@
-"""The word unigram prior of the joint CTC/LLM search (``decode.word_prior``)."""
+"""The word unigram prior of the joint CTC/LLM search (``decode.scorers.word_prior``)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from slamasr.models.beam_search import CTCLabels
-from slamasr.models.word_prior import (
-    WordPrior,
-    WordPriorScorer,
-    count_words,
-    mix_counts,
-    sound_key,
-    token_texts,
-    write_word_counts,
+from slamasr.corpora.word_counts import count_words, mix_counts, write_word_counts
+from slamasr.decoding.lexicon import WordPrior
+from slamasr.decoding.scorers.word_prior import WordPriorConfig, WordPriorScorer, WordStates
+from slamasr.decoding.sound_alike import sound_key
+from slamasr.decoding.spelling import class_texts
+from slamasr.models.ctc_labels import CTCLabels
+from tests.decoding.helpers import generate_ids
+from tests.decoding.test_search import (  # noqa: F401
+    EOS,
+    VOCAB,
+    batched,
+    ctc_scorer,
+    llm,
+    prompts,
 )
 from tests.helpers import make_tiny_batch
-from tests.models.test_beam_search import EOS, VOCAB, batched, llm, prompts  # noqa: F401
 
 COUNTS = {"cat": 6.0, "car": 3.0, "cart": 1.0, "dog": 10.0}
 TOTAL = sum(COUNTS.values())
@@ -104,9 +108,9 @@ def test_counting_mixing_and_writing(tmp_path: Path) -> None:
     assert WordPrior.load(path).word_logp.keys() == counts.keys()
 
 
-def test_token_texts_read_the_class_table() -> None:
+def test_class_texts_read_the_class_table() -> None:
     table, lengths = torch.tensor([[1, 2], [2, 0], [0, 0]]), torch.tensor([2, 1, 0])
-    assert token_texts(table, lengths, " ab") == [" a", "a", None]
+    assert class_texts(table, lengths, " ab") == [" a", "a", None]
 
 
 def test_scorer_scores_candidates_and_follows_the_picks() -> None:
@@ -115,7 +119,7 @@ def test_scorer_scores_candidates_and_follows_the_picks() -> None:
     alone."""
     prior = WordPrior(COUNTS, oov_logp=-30.0)
     texts = [" ca", " do", None, "x", "g"]
-    scorer = WordPriorScorer(prior, texts, eos_id=3, num_rows=2)
+    scorer = WordStates(prior, texts, eos_id=3, num_rows=2)
     got = scorer.score(torch.tensor([[0, 1, 3], [1, 2, 4]]))
     want = [
         [prior.lookahead("ca"), prior.lookahead("do"), 0.0],
@@ -135,8 +139,7 @@ def test_scorer_scores_candidates_and_follows_the_picks() -> None:
 
 def test_prior_decides_what_the_ctc_head_cannot(llm) -> None:  # noqa: F811
     """The character head hears ``c ? b`` with ``?`` equally ``a`` or ``b``: the word prior
-    picks the spelling that is the more frequent word, each way round; weight 0 leaves the
-    search as it was."""
+    picks the spelling that is the more frequent word, each way round."""
     # classes: 0 blank, 1 ' ', 2 a, 3 b, 4 c; tokens 0 "a", 1 "b", 2 "c", the rest unspellable
     spell = [[2], [3], [4]] + [[]] * (VOCAB - 3)
     table = torch.zeros(VOCAB, 1, dtype=torch.long)
@@ -144,31 +147,27 @@ def test_prior_decides_what_the_ctc_head_cannot(llm) -> None:  # noqa: F811
         table[tok, : len(classes)] = torch.tensor(classes, dtype=torch.long)
     lengths = torch.tensor([len(c) for c in spell])
     labels = CTCLabels(table, lengths, table, lengths)
-    texts = token_texts(table, lengths, " abc")
+    texts = class_texts(table, lengths, " abc")
     logp = torch.full((1, 5, 5), -9.0)
     logp[0, :, 0] = 0.0  # blank elsewhere
     logp[0, 0, 0], logp[0, 0, 4] = -9.0, 0.0  # c
     logp[0, 2, 0], logp[0, 2, 2], logp[0, 2, 3] = -9.0, 0.0, 0.0  # a or b
     logp[0, 4, 0], logp[0, 4, 3] = -9.0, 0.0  # b
     logp = torch.log_softmax(logp, dim=-1)
-    kwargs = dict(
-        ctc_logp=logp,
-        ctc_lengths=torch.tensor([5]),
-        ctc_weight=0.5,
-        ctc_pre_beam=VOCAB - 1,
-        ctc_labels=labels,
-        word_texts=texts,
-    )
     seqs = prompts(5, [6])
+
+    def search(prior: WordPrior | None) -> list[list[int]]:
+        scorers = [ctc_scorer(logp, torch.tensor([5]), 3, 0.5, VOCAB - 1, labels=labels)]
+        if prior is not None:
+            scorers.append(WordPriorScorer(WordPriorConfig(weight=2.0), None, prior))
+            scorers[-1].begin(texts, EOS, 3)
+        return batched(llm, seqs, [6], 3, scorers=scorers)
+
     for counts, want in (
         ({"cab": 10.0, "cbb": 1.0}, [2, 0, 1]),
         ({"cab": 1, "cbb": 10}, [2, 1, 1]),
     ):
-        prior = WordPrior(counts, oov_logp=-30.0)
-        got = batched(llm, seqs, [6], 3, word_prior=prior, word_prior_weight=2.0, **kwargs)
-        assert got == [want]
-    off = batched(llm, seqs, [6], 3, word_prior=prior, word_prior_weight=0.0, **kwargs)
-    assert off == batched(llm, seqs, [6], 3, **kwargs)
+        assert search(WordPrior(counts, oov_logp=-30.0)) == [want]
 
 
 def test_word_bonus_is_paid_once_per_word_from_its_first_letter() -> None:
@@ -298,21 +297,25 @@ def test_corrections_reach_the_search_as_proposals(tmp_path: Path, heard: str) -
     head.logits = lambda frames: peaked
     path = tmp_path / "words.tsv"
     write_word_counts(path, {"red": 5.0, "dog": 5.0})
-    kwargs = dict(
-        num_beams=2,
-        ctc_weight=0.5,
-        ctc_pre_beam=1,
-        ctc_head="char",
-        word_prior=str(path),
-        word_prior_weight=3.0,
-    )
+    sets = [
+        "decode.num_beams=2",
+        "decode.min_new_tokens_bound=16",
+        "decode.max_new_tokens_per_second=8",
+        "decode.scorers.ctc.weight=0.5",
+        "decode.scorers.ctc.pre_beam=1",
+        "decode.scorers.ctc.head=char",
+        f"decode.scorers.word_prior.path={path}",
+        "decode.scorers.word_prior.weight=3.0",
+    ]
 
-    def text(**extra) -> str:
-        ids = model.generate_ids(batch, **kwargs, **extra)[0]
-        return model.tokenizer.decode(ids, skip_special_tokens=True).strip().lower()
+    def text(corrections: int) -> str:
+        ids = generate_ids(
+            model, batch, *sets, f"decode.scorers.word_prior.corrections={corrections}"
+        )
+        return model.tokenizer.decode(ids[0], skip_special_tokens=True).strip().lower()
 
-    assert text(word_prior_corrections=2) == "red dog"
-    assert text(word_prior_corrections=0) != "red dog"
+    assert text(2) == "red dog"
+    assert text(0) != "red dog"
 
 
 def test_prepare_word_counts_from_text_and_wordfreq(tmp_path: Path, capsys) -> None:

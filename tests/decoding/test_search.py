@@ -8,8 +8,10 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from slamasr.decoding_config import DecodeConfig
-from slamasr.models.beam_search import CTCPrefixScorer, beam_search
+from slamasr.decoding import DecodeConfig
+from slamasr.decoding.scorers.ctc import CTCConfig, CTCPrefixScorer, CTCScorer
+from slamasr.decoding.search import beam_search
+from slamasr.models.ctc_labels import CTCLabels
 from slamasr.models.slam import bound_hit_flags, new_token_bounds, pad_sequences
 from tests.helpers import ctc_paths
 
@@ -93,6 +95,22 @@ def naive_search(
             break
         running = chosen
     return max(finished, key=lambda f: f[0])[1] if finished else []
+
+
+def ctc_scorer(
+    logp: torch.Tensor,
+    lengths: torch.Tensor,
+    beams: int,
+    weight: float,
+    pre_beam: int = 8,
+    extra: list[list[int]] | None = None,
+    labels: CTCLabels | None = None,
+    **kwargs,
+) -> CTCScorer:
+    """The CTC scorer started on ``logp`` (``extra``: its proposals per utterance)."""
+    scorer = CTCScorer(CTCConfig(weight=weight, pre_beam=pre_beam, **kwargs), model=None)
+    scorer.begin(logp, lengths, beams, EOS, labels, best=extra)
+    return scorer
 
 
 def batched(llm, seqs, bounds, beams, **kwargs) -> list[list[int]]:
@@ -257,25 +275,11 @@ def test_joint_ctc_search_follows_a_confident_ctc_head(llm) -> None:
     seqs = prompts(3, [5, 7, 4])
     targets = [[1, 2, 1], [5, 6, 7, 8], [9]]
     logp, lengths = _peaked_ctc(targets, width=9)
-    kwargs = dict(ctc_logp=logp, ctc_lengths=lengths, ctc_weight=0.9, ctc_pre_beam=VOCAB - 1)
-    assert batched(llm, seqs, [8, 8, 8], 3, **kwargs) == targets
+    joint = ctc_scorer(logp, lengths, 3, 0.9, pre_beam=VOCAB - 1)
+    assert batched(llm, seqs, [8, 8, 8], 3, scorers=[joint]) == targets
     for i in range(3):
-        alone = batched(
-            llm,
-            [seqs[i]],
-            [8],
-            3,
-            ctc_logp=logp[i : i + 1],
-            ctc_lengths=lengths[i : i + 1],
-            ctc_weight=0.9,
-            ctc_pre_beam=VOCAB - 1,
-        )
-        assert alone == [targets[i]]
-    plain = batched(llm, seqs, [8, 8, 8], 3)
-    assert (
-        batched(llm, seqs, [8, 8, 8], 3, ctc_logp=logp, ctc_lengths=lengths, ctc_weight=0.0)
-        == plain
-    )
+        one = ctc_scorer(logp[i : i + 1], lengths[i : i + 1], 3, 0.9, pre_beam=VOCAB - 1)
+        assert batched(llm, [seqs[i]], [8], 3, scorers=[one]) == [targets[i]]
 
 
 def test_ctc_proposals_reach_tokens_outside_the_llm_pre_beam(llm) -> None:
@@ -285,19 +289,24 @@ def test_ctc_proposals_reach_tokens_outside_the_llm_pre_beam(llm) -> None:
     seqs = prompts(3, [5, 7, 4])
     targets = [[1, 2, 1], [5, 6, 7, 8], [9]]
     logp, lengths = _peaked_ctc(targets, width=9)
-    kwargs = dict(ctc_logp=logp, ctc_lengths=lengths, ctc_weight=0.9, ctc_pre_beam=1)
-    assert batched(llm, seqs, [8, 8, 8], 3, **kwargs) != targets
-    extra = torch.tensor([[1, 2, -1, EOS], [5, 6, 7, 8], [9, -1, -1, -1]])
-    assert batched(llm, seqs, [8, 8, 8], 3, ctc_extra=extra, **kwargs) == targets
+
+    def joint(extra=None) -> list[list[int]]:
+        scorer = ctc_scorer(logp, lengths, 3, 0.9, pre_beam=1, extra=extra)
+        return batched(llm, seqs, [8, 8, 8], 3, scorers=[scorer])
+
+    assert joint() != targets
+    assert joint([[1, 2, -1, EOS], [5, 6, 7, 8], [9, -1, -1, -1]]) == targets
     # every token proposed = every token in the pre-beam, also where the LLM decides (a flat
     # CTC head): a token the LLM proposes too is scored once, so no two beams are the same
     seqs = prompts(4, [5, 7, 4, 6, 3])
     flat = torch.zeros(5, 12, 1 + VOCAB)
+    everything = [list(range(VOCAB))] * 5
     for logp in (torch.log_softmax(flat, dim=-1), _peaked_ctc(targets + [[2], [4, 4]], 12)[0]):
-        kwargs = dict(ctc_logp=logp, ctc_lengths=torch.full((5,), 12), ctc_weight=0.3)
-        everything = torch.arange(VOCAB).repeat(5, 1)
-        got = batched(llm, seqs, [6] * 5, 3, ctc_extra=everything, ctc_pre_beam=2, **kwargs)
-        assert got == batched(llm, seqs, [6] * 5, 3, ctc_pre_beam=VOCAB - 1, **kwargs)
+        width = torch.full((5,), 12)
+        some = ctc_scorer(logp, width, 3, 0.3, pre_beam=2, extra=everything)
+        got = batched(llm, seqs, [6] * 5, 3, scorers=[some])
+        full = ctc_scorer(logp, width, 3, 0.3, pre_beam=VOCAB - 1)
+        assert got == batched(llm, seqs, [6] * 5, 3, scorers=[full])
 
 
 # --------------------------------------------------------------------------- the token bound

@@ -7,7 +7,8 @@ For each test set::
     exp/<name>/<decode-tag>/decode-info-<set>.json  the manifest decoded, its cut ids, the
                                                     token bound and the cuts that hit it
 
-``<decode-tag>`` = ``decode-<checkpoint>-avg<K>-beam<N>``, e.g. ``decode-best-avg1-beam4``.
+``<decode-tag>`` = ``decode-<checkpoint>-avg<K>-beam<N>``, e.g. ``decode-best-avg1-beam4``
+(:func:`decode_tag`: scorers that are on add their part).
 Under torchrun each rank decodes its shard (cut i -> rank i % world); rank 0 gathers the
 results, checks that every cut of the manifest has exactly one result, and writes the files.
 Bad cuts (listed in a batch's ``bad_cut_ids``) get ``hyp=[]`` so scoring counts them as errors.
@@ -30,7 +31,11 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
-from slamasr.decoding_config import DecodeConfig
+from slamasr.decoding.config import DecodeConfig
+from slamasr.decoding.probe import ctc_probe_ids
+from slamasr.decoding.rescore import build_rescorers
+from slamasr.decoding.scorers import build_scorers
+from slamasr.models.slam import ids_to_texts
 from slamasr.text import normalize_text
 from slamasr.training import checkpoint as ckpt
 
@@ -41,45 +46,22 @@ class DecodeOutputExistsError(RuntimeError):
     """Recogs that this command would overwrite already exist."""
 
 
-def decode_tag(
-    checkpoint: str,
-    avg: int,
-    num_beams: int,
-    search: str = "native",
-    ctc_weight: float = 0.0,
-    ctc_head: str = "token",
-    word_prior_weight: float = 0.0,
-    lm_rescore_weight: float = 0.0,
-) -> str:
-    """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory
-    (``...-ctc-greedy`` for the CTC-head probe, ``decode.search=ctc``; ``...-beam<N>-ctc<w>``
-    for joint CTC/LLM search, ``decode.ctc_weight``; ``ctc`` reads ``charctc`` with the
-    character head, ``decode.ctc_head=char``; ``-words<w>`` follows with a word prior,
-    ``decode.word_prior_weight``, and ``-lm<w>`` with n-best rescoring by the LLM as a text
-    language model, ``decode.lm_rescore_weight``)."""
-    name = "charctc" if ctc_head == "char" else "ctc"
-    if search == "ctc":
-        return f"decode-{checkpoint}-avg{avg}-{name}-greedy"
-    tag = f"decode-{checkpoint}-avg{avg}-beam{num_beams}"
-    if ctc_weight > 0:
-        tag = f"{tag}-{name}{ctc_weight:g}"
-    if word_prior_weight > 0:
-        tag = f"{tag}-words{word_prior_weight:g}"
-    return f"{tag}-lm{lm_rescore_weight:g}" if lm_rescore_weight > 0 else tag
+def decode_tag(cfg: DecodeConfig) -> str:
+    """``decode-<checkpoint>-avg<K>-beam<N>``, the name of a decoding's output directory;
+    ``...-ctc-greedy`` / ``...-charctc-greedy`` for the CTC-head probe (``decode.search=ctc``);
+    each scorer and rescorer that is on adds its part in registry order (``-ctc<w>`` or
+    ``-charctc<w>``, ``-words<w>``, ``-lm<w>``), e.g.
+    ``decode-best-avg1-beam4-charctc0.5-words0.5-lm0.3``."""
+    if cfg.search == "ctc":
+        name = "charctc" if cfg.scorers["ctc"].head == "char" else "ctc"
+        return f"decode-{cfg.checkpoint}-avg{cfg.avg}-{name}-greedy"
+    tag = f"decode-{cfg.checkpoint}-avg{cfg.avg}-beam{cfg.num_beams}"
+    for section in (cfg.scorers, cfg.rescorers):
+        tag += "".join(f"-{c.tag(name)}" for name, c in section.items() if c.weight > 0)
+    return tag
 
 
-def config_decode_tag(cfg: DecodeConfig) -> str:
-    """:func:`decode_tag` of a ``decode:`` section."""
-    return decode_tag(
-        cfg.checkpoint,
-        cfg.avg,
-        cfg.num_beams,
-        cfg.search,
-        cfg.ctc_weight,
-        cfg.ctc_head,
-        cfg.word_prior_weight,
-        cfg.lm_rescore_weight,
-    )
+config_decode_tag = decode_tag
 
 
 def load_trainable_weights(
@@ -120,29 +102,11 @@ def decode_batch(
     batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
     flags: list[bool] = []
     with torch.no_grad(), _autocast(device, dtype):
-        hyps = model.generate(
-            batch,
-            num_beams=cfg.num_beams,
-            max_new_tokens_per_second=cfg.max_new_tokens_per_second,
-            min_new_tokens_bound=cfg.min_new_tokens_bound,
-            length_penalty=cfg.length_penalty,
-            repetition_penalty=cfg.repetition_penalty,
-            search=cfg.search,
-            ctc_weight=cfg.ctc_weight,
-            ctc_pre_beam=cfg.ctc_pre_beam,
-            ctc_head=cfg.ctc_head,
-            ctc_proposals=cfg.ctc_proposals,
-            ctc_label_bonus=cfg.ctc_label_bonus,
-            word_prior=cfg.word_prior,
-            word_prior_weight=cfg.word_prior_weight,
-            word_prior_oov=cfg.word_prior_oov,
-            word_prior_bonus=cfg.word_prior_bonus,
-            word_prior_max_words=cfg.word_prior_max_words,
-            word_prior_corrections=cfg.word_prior_corrections,
-            word_prior_sound_alikes=cfg.word_prior_sound_alikes,
-            lm_rescore_weight=cfg.lm_rescore_weight,
-            bound_hits=flags,
-        )
+        if cfg.search == "ctc":
+            ids = ctc_probe_ids(model, batch, cfg.scorers["ctc"].head)
+            hyps = ids_to_texts(model.tokenizer, ids)
+        else:
+            hyps = model.generate(batch, **generate_options(cfg, model), bound_hits=flags)
     if len(hyps) != len(batch["cut_ids"]):
         raise RuntimeError(f"generate() gave {len(hyps)} hypotheses for {len(batch['cut_ids'])}")
     if flags and len(flags) != len(hyps):
@@ -150,6 +114,21 @@ def decode_batch(
     if bound_hits is not None:
         bound_hits.extend(c for c, hit in zip(batch["cut_ids"], flags) if hit)
     return dict(zip(batch["cut_ids"], hyps))
+
+
+def generate_options(cfg: DecodeConfig, model: Any) -> dict[str, Any]:
+    """Keyword arguments of ``SlamASR.generate`` for ``cfg``: the paper's settings + the
+    scorers and rescorers that are on, built for ``model``."""
+    return {
+        "num_beams": cfg.num_beams,
+        "max_new_tokens_per_second": cfg.max_new_tokens_per_second,
+        "min_new_tokens_bound": cfg.min_new_tokens_bound,
+        "length_penalty": cfg.length_penalty,
+        "repetition_penalty": cfg.repetition_penalty,
+        "search": cfg.search,
+        "scorers": build_scorers(cfg.scorers, model),
+        "rescorers": build_rescorers(cfg.rescorers, model),
+    }
 
 
 def decode_loader(

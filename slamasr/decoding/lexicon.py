@@ -17,7 +17,8 @@ the word is still being spelled, keeps beams on words that exist:
   non-word (``agapinchon`` for *add a pinch*) would cost less than writing them.
 
 Words are what lies between spaces in the hypothesis' spelling (the character head's
-alphabet: lower case letters, apostrophe, space), so the prior needs ``decode.ctc_head=char``.
+alphabet: lower case letters, apostrophe, space), so the prior needs
+``decode.scorers.ctc.head=char``.
 The counts come from a ``word<TAB>count`` file (``slamasr.bin.prepare_word_counts``: word
 frequencies of general English from the ``wordfreq`` package, or counts of a text corpus).
 """
@@ -25,48 +26,14 @@ frequencies of general English from the ``wordfreq`` package, or counts of a tex
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
-import torch
+from slamasr.corpora.word_counts import most_frequent
+from slamasr.decoding.sound_alike import sound_key
 
 # (log-probability of the completed words, the word being spelled)
 WordState = tuple[float, str]
-
-# spellings of one sound, rewritten in this order (then soft c = s, other c = k)
-_SOUND_SPELLINGS = (
-    ("ph", "f"),
-    ("ck", "k"),
-    ("tch", "ch"),
-    ("dg", "j"),
-    ("wh", "w"),
-    ("qu", "kw"),
-    ("x", "ks"),
-    ("gh", ""),
-    ("z", "s"),
-    ("q", "k"),
-)
-_SOFT_C = re.compile(r"c(?=[eiy])")
-_VOWELS = re.compile(r"[aeiouy]")
-_DOUBLES = re.compile(r"(.)\1+")
-
-
-def sound_key(word: str) -> str:
-    """A rough key of how an English spelling sounds: its consonants, with common spellings
-    of one sound made one letter (*ph* = *f*, soft *c* = *s*, hard *c* = *k*, *x* = *ks* ...),
-    every vowel but a leading one dropped (a leading vowel kept as ``a``), doubles
-    collapsed. Words that a listener would write alike share it, though they differ by many
-    letters: ``vagitabels`` and ``vegetables`` (``vgtbls``), ``farmassist`` and
-    ``pharmacist`` (``frmst``). Apostrophes are ignored."""
-    w = word.lower().replace("'", "")
-    for spelling, sound in _SOUND_SPELLINGS:
-        w = w.replace(spelling, sound)
-    w = _SOFT_C.sub("s", w).replace("c", "k")
-    if not w:
-        return ""
-    head = "a" if w[0] in "aeiouy" else w[0]
-    return _DOUBLES.sub(r"\1", head + _VOWELS.sub("", w[1:]))
 
 
 class WordPrior:
@@ -248,44 +215,7 @@ class WordPrior:
                 excluded): the search can never spell them. Case is folded to the alphabet's
                 when it has one case.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"word prior {path} not found; write it with `python -m "
-                f"slamasr.bin.prepare_word_counts --out {path} ...` or set "
-                f"decode.word_prior_weight=0"
-            )
-        allowed = set(alphabet) - {" "} if alphabet else None
-        fold = None
-        if alphabet and alphabet == alphabet.lower():
-            fold = str.lower
-        elif alphabet and alphabet == alphabet.upper():
-            fold = str.upper
-        counts: dict[str, float] = {}
-        with open(path, encoding="utf-8") as f:
-            for num, line in enumerate(f, 1):
-                line = line.rstrip("\n")
-                if not line.strip() or line.startswith("#"):
-                    continue
-                fields = line.split("\t")
-                try:
-                    if len(fields) != 2:
-                        raise ValueError
-                    word, count = fields[0], float(fields[1])
-                except ValueError:
-                    raise ValueError(
-                        f"{path}:{num}: expected 'word<TAB>count', got {line[:60]!r}"
-                    ) from None
-                if not word or " " in word or not count > 0:
-                    raise ValueError(
-                        f"{path}:{num}: a word needs no spaces and a count > 0, got {line[:60]!r}"
-                    )
-                word = fold(word) if fold else word
-                if allowed is not None and not set(word) <= allowed:
-                    continue
-                counts[word] = counts.get(word, 0.0) + count
-        if not counts:
-            raise ValueError(f"{path}: no usable words (alphabet {alphabet!r})")
+        counts = read_word_counts(path, alphabet)
         if max_words is not None:
             counts = most_frequent(counts, max_words)
         return cls(counts, oov_logp=oov_logp, word_bonus=word_bonus)
@@ -328,128 +258,51 @@ class WordPrior:
         return self.score(self.extend((0.0, ""), text), final=True)
 
 
-class WordPriorScorer:
-    """The word prior over a beam search's token hypotheses.
+def read_word_counts(path: str | Path, alphabet: Optional[str] = None) -> dict[str, float]:
+    """The counts of a ``word<TAB>count`` file (``#`` lines are comments), words with a
+    character outside ``alphabet`` (space excluded) dropped, case folded to the alphabet's
+    when it has one case.
 
-    Args:
-        prior: the unigram.
-        texts: each token's spelling after another token (a word-initial token starts with a
-            space; at the start of a hypothesis that space ends an empty word, which scores
-            0), None = unspellable (such candidates are excluded by the CTC score).
-        eos_id: the token that ends a hypothesis (scores its last word as complete).
-        num_rows: rows (utterances x beams) at the start.
+    Raises:
+        FileNotFoundError: no such file (the message says how to write it).
+        ValueError: a malformed line (file:line named), or no usable word.
     """
-
-    def __init__(
-        self, prior: WordPrior, texts: Sequence[Optional[str]], eos_id: int, num_rows: int
-    ) -> None:
-        self.prior = prior
-        self.texts = texts
-        self.eos_id = eos_id
-        self.states: list[WordState] = [(0.0, "")] * num_rows
-        self._cand: list[list[WordState]] = []
-
-    def score(self, cands: torch.Tensor) -> torch.Tensor:
-        """Prior of each row's hypothesis + each candidate token ``(N, K)``."""
-        out: list[list[float]] = []
-        self._cand = []
-        for state, row in zip(self.states, cands.tolist()):
-            new_states, scores = [], []
-            for tok in row:
-                if tok == self.eos_id:
-                    new_states.append(state)
-                    scores.append(self.prior.score(state, final=True))
-                    continue
-                text = self.texts[tok] if 0 <= tok < len(self.texts) else None
-                new = self.prior.extend(state, text) if text else state
-                new_states.append(new)
-                scores.append(self.prior.score(new))
-            self._cand.append(new_states)
-            out.append(scores)
-        return torch.tensor(out, dtype=torch.float32, device=cands.device)
-
-    def advance(self, rows: Iterable[int], picks: Iterable[int]) -> None:
-        """Each new beam extends row ``rows[i]`` by its candidate ``picks[i]`` of the last
-        :meth:`score`."""
-        self.states = [self._cand[r][p] for r, p in zip(rows, picks)]
-
-
-def token_texts(table: torch.Tensor, lengths: torch.Tensor, alphabet: str) -> list[Optional[str]]:
-    """Spellings of the tokens from a character head's class table (``cont`` of
-    :class:`slamasr.models.beam_search.CTCLabels`; class ``c`` = ``alphabet[c - 1]``);
-    None where a token is unspellable."""
-    return [
-        "".join(alphabet[c - 1] for c in row[:n]) if n else None
-        for row, n in zip(table.tolist(), lengths.tolist())
-    ]
-
-
-# ---------------------------------------------------------------------- building the counts
-
-
-def is_word(token: str) -> bool:
-    """Letters (any script) and apostrophes, at least one letter."""
-    return any(c.isalpha() for c in token) and all(c.isalpha() or c == "'" for c in token)
-
-
-def count_words(texts: Iterable[str]) -> dict[str, float]:
-    """Counts of the words (:func:`is_word`; other tokens skipped) of already normalized,
-    space-separated texts."""
-    counts: dict[str, float] = {}
-    for text in texts:
-        for token in text.split():
-            if is_word(token):
-                counts[token] = counts.get(token, 0.0) + 1.0
-    return counts
-
-
-def wordfreq_counts(lang: str = "en", wordlist: str = "large") -> dict[str, float]:
-    """Word frequencies of general text in ``lang`` from the ``wordfreq`` package
-    (Wikipedia, subtitles, news, books, web text...), words only (:func:`is_word`)."""
-    try:
-        import wordfreq
-    except ImportError as e:
-        raise ImportError(
-            "the wordfreq package is not installed: pip install wordfreq (or pip install "
-            '-e ".[cpu-recipe]"), or build the counts from text with --text'
-        ) from e
-    try:
-        freqs = wordfreq.get_frequency_dict(lang, wordlist)
-    except LookupError as e:
-        raise ValueError(f"wordfreq has no {wordlist!r} word list for {lang!r}: {e}") from e
-    return {w: f for w, f in freqs.items() if f > 0 and is_word(w)}
-
-
-def most_frequent(counts: dict[str, float], num: int) -> dict[str, float]:
-    """The ``num`` most frequent words of ``counts`` (ties: first seen kept)."""
-    if len(counts) <= num:
-        return counts
-    return dict(sorted(counts.items(), key=lambda item: -item[1])[:num])
-
-
-def mix_counts(parts: Sequence[tuple[dict[str, float], float]]) -> dict[str, float]:
-    """Interpolate several word distributions: ``sum_i weight_i * count_i(w) / total_i``."""
-    out: dict[str, float] = {}
-    for counts, weight in parts:
-        total = sum(counts.values())
-        if weight <= 0 or total <= 0:
-            continue
-        for word, count in counts.items():
-            out[word] = out.get(word, 0.0) + weight * count / total
-    return out
-
-
-def write_word_counts(path: str | Path, counts: dict[str, float], header: str = "") -> int:
-    """Write ``word<TAB>count`` lines, most frequent first (ties alphabetical); returns the
-    number of words."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    items = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for line in header.splitlines():
-            f.write(f"# {line}\n")
-        for word, count in items:
-            f.write(f"{word}\t{count:.6g}\n")
-    tmp.replace(path)
-    return len(items)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"word prior {path} not found; write it with `python -m "
+            f"slamasr.bin.prepare_word_counts --out {path} ...` or set "
+            f"decode.scorers.word_prior.weight=0"
+        )
+    allowed = set(alphabet) - {" "} if alphabet else None
+    fold = None
+    if alphabet and alphabet == alphabet.lower():
+        fold = str.lower
+    elif alphabet and alphabet == alphabet.upper():
+        fold = str.upper
+    counts: dict[str, float] = {}
+    with open(path, encoding="utf-8") as f:
+        for num, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.split("\t")
+            try:
+                if len(fields) != 2:
+                    raise ValueError
+                word, count = fields[0], float(fields[1])
+            except ValueError:
+                raise ValueError(
+                    f"{path}:{num}: expected 'word<TAB>count', got {line[:60]!r}"
+                ) from None
+            if not word or " " in word or not count > 0:
+                raise ValueError(
+                    f"{path}:{num}: a word needs no spaces and a count > 0, got {line[:60]!r}"
+                )
+            word = fold(word) if fold else word
+            if allowed is not None and not set(word) <= allowed:
+                continue
+            counts[word] = counts.get(word, 0.0) + count
+    if not counts:
+        raise ValueError(f"{path}: no usable words (alphabet {alphabet!r})")
+    return counts

@@ -13,13 +13,18 @@ from pathlib import Path
 import pytest
 
 import slamasr.bin
+import slamasr.converters.common
 import slamasr.training.run
 from slamasr.logging_setup import setup_logging
 
 # Handlers or global configuration that only the shared setup may create.
 FORBIDDEN = {"basicConfig", "StreamHandler", "FileHandler", "Formatter", "dictConfig", "fileConfig"}
-# bin modules that reach setup_logging through the library: train -> training.run.
-THROUGH_LIBRARY = {"train"}
+# bin modules that reach setup_logging through the library module that runs them.
+THROUGH_LIBRARY = {
+    "train": slamasr.training.run,
+    "convert_ct2_whisper": slamasr.converters.common,
+    "convert_gguf_llm": slamasr.converters.common,
+}
 LINE_RE = re.compile(
     r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING) \[test_logging_setup\.py:\d+\] (.*)$"
 )
@@ -49,9 +54,8 @@ def test_every_entry_point_uses_the_shared_logging_setup() -> None:
         calls = called_names(path)
         own = calls & FORBIDDEN
         assert not own, f"bin/{name}.py configures logging itself: {own}"
-        if name not in THROUGH_LIBRARY:
-            assert "setup_logging" in calls, f"bin/{name}.py does not call setup_logging"
-    assert "setup_logging" in called_names(Path(slamasr.training.run.__file__))
+        where = Path(THROUGH_LIBRARY[name].__file__) if name in THROUGH_LIBRARY else path
+        assert "setup_logging" in called_names(where), f"{where} does not call setup_logging"
 
 
 @pytest.fixture

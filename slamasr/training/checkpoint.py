@@ -36,9 +36,9 @@ from slamasr.checkpoints import (
     sha256_of,
 )
 
-# Read-side names still reached through this module by files of other owners
-# (training/loop.py, benchmark.py, decoding.py until it imports slamasr.checkpoints,
-# and tests); new code imports them from slamasr.checkpoints.
+# Read-side names still reached through this module by training/loop.py,
+# benchmark/decode.py, decoding/run.py (until it imports slamasr.checkpoints) and tests;
+# new code imports them from slamasr.checkpoints.
 from slamasr.checkpoints import average_trainable as average_trainable
 from slamasr.checkpoints import checkpoints_for_average as checkpoints_for_average
 from slamasr.checkpoints import latest_valid_checkpoint as latest_valid_checkpoint

@@ -37,11 +37,12 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from slamasr.checkpoints import load_trainable_weights
 from slamasr.data.dataset import pad_stack, whisper_num_frames
 from slamasr.data.features import make_extractor
 from slamasr.data.manifests import SAMPLE_RATE
 from slamasr.data.segment import SpeechDetector, split_waveform
-from slamasr.decoding import DecodeConfig, decode_loader, load_trainable_weights
+from slamasr.decoding import DecodeConfig, decode_loader
 from slamasr.scoring import find_loop
 
 NO_SPEECH = "no speech detected"

@@ -1,11 +1,10 @@
-"""Small shared helpers: logging, seeding, device/dtype resolution, run environment info."""
+"""Small shared helpers: seeding, device/dtype resolution, run environment info."""
 
 from __future__ import annotations
 
 import datetime
 import importlib.metadata
 import json
-import logging
 import os
 import platform
 import random
@@ -17,7 +16,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+# The logging setup lives in slamasr.logging_setup (no torch); kept importable from here.
+from slamasr.logging_setup import setup_logging as setup_logging
 
 # Libraries whose versions are recorded in every exp dir.
 TRACKED_LIBRARIES = (
@@ -44,41 +44,6 @@ def print_and_save_json(result: dict, output: Optional[Path]) -> None:
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text + "\n", encoding="utf-8")
-
-
-def setup_logging(
-    log_file: Optional[Path] = None, rank: int = 0, level: int = logging.INFO
-) -> None:
-    """Configure the root logger with the project format, to stderr and optionally a file.
-
-    Non-zero ranks log warnings and errors only to the console (their full log goes to
-    their own file), so a multi-process run prints one stream of progress.
-
-    Args:
-        log_file: file to append to (its parent is created), or None.
-        rank: process rank under torchrun.
-        level: level for the file and (on rank 0) the console.
-    """
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_slamasr", False):  # ours from an earlier call; keep others'
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
-    formatter = logging.Formatter(LOG_FORMAT)
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(level if rank == 0 else logging.WARNING)
-    console.setFormatter(formatter)
-    console._slamasr = True  # type: ignore[attr-defined]
-    root.addHandler(console)
-    if log_file is not None:
-        log_file = Path(log_file)
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
-        fh.setLevel(level)
-        fh.setFormatter(formatter)
-        fh._slamasr = True  # type: ignore[attr-defined]
-        root.addHandler(fh)
 
 
 def set_seed(seed: int) -> None:

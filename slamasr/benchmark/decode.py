@@ -118,7 +118,7 @@ def hypothesis_mismatches(batched: dict[str, str], single: dict[str, str]) -> li
 def load_decode_projectors(modes: dict[str, ModeSetup], checkpoint: str) -> None:
     """Load a checkpoint's trainable weights into both modes (identical projectors); a
     mode gets the parts it has (the reference has no character CTC head)."""
-    from slamasr.training.checkpoint import load_trainable
+    from slamasr.checkpoints import load_trainable
 
     weights = load_trainable(Path(checkpoint))
     for setup in modes.values():

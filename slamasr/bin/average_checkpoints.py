@@ -15,8 +15,8 @@ from typing import Optional
 
 from safetensors.torch import save_file
 
-from slamasr.training import checkpoint as ckpt
-from slamasr.utils import setup_logging
+from slamasr import checkpoints as ckpt
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,8 @@ from typing import Optional
 
 from slamasr.benchmark import BenchmarkOptions, render_markdown, run_benchmark
 from slamasr.config import ConfigError, load_config
-from slamasr.utils import print_and_save_json, setup_logging
+from slamasr.logging_setup import setup_logging
+from slamasr.utils import print_and_save_json
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -23,6 +23,7 @@ import numpy as np
 from lhotse import CutSet
 
 from slamasr.data.features import FEATURE_KINDS, compute_features
+from slamasr.logging_setup import setup_logging
 from slamasr.utils import print_and_save_json
 
 # name -> (num_jobs or None for --num-jobs, torch threads per worker; 0: torch's default)
@@ -89,7 +90,7 @@ def run(cuts: Path, work: Path, max_cuts: int, num_jobs: int, kind: str) -> dict
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point; returns the process exit status."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging(level=logging.WARNING)
     try:
         if args.work_dir:
             work = Path(args.work_dir)

@@ -19,8 +19,7 @@ import sys
 from pathlib import Path
 
 from slamasr.data.manifests import shuffle_combine
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -32,7 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     args = get_parser().parse_args(argv)
     missing = [p for p in args.inputs if not Path(p).is_file()]
     if missing:

@@ -19,6 +19,7 @@ import torch
 from slamasr.config import ConfigError, load_config
 from slamasr.data.manifests import UnsafeManifestError
 from slamasr.encoder_cache import compute_encoder_cache
+from slamasr.logging_setup import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s",
-    )
+    setup_logging()
     args = get_parser().parse_args(argv)
     overrides = [f"data.input_kind={args.input_kind}", *args.overrides]
     if args.allow_command_sources:

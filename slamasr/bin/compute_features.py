@@ -14,8 +14,7 @@ import sys
 
 from slamasr.data.features import FEATURE_KINDS, compute_features
 from slamasr.data.manifests import UnsafeManifestError
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -34,7 +33,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     args = get_parser().parse_args(argv)
     for cuts in args.cuts:
         try:

@@ -8,39 +8,27 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import logging
-import time
-from pathlib import Path
+import sys
 from typing import Optional
 
+from slamasr.converters.common import converter_parser, run_conversion
 from slamasr.converters.ct2_whisper import convert_ct2_whisper, find_whisper_tiny_en_ct2
-from slamasr.converters.gguf_llm import resolve_dtype
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
 
 def get_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--src-dir", type=Path, default=None, help="CT2 dir with model.bin")
-    parser.add_argument("--out-dir", type=Path, required=True, help="output HF checkpoint dir")
-    parser.add_argument(
-        "--dtype", choices=("float32", "float16", "bfloat16"), default="float32", help="weights"
-    )
-    return parser
+    return converter_parser(__doc__, "--src-dir", "CT2 dir with model.bin")
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    """Entry point."""
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point; returns the process exit status."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
-    start = time.perf_counter()
-    src = args.src_dir or find_whisper_tiny_en_ct2()
-    convert_ct2_whisper(src, args.out_dir, resolve_dtype(args.dtype))
-    logging.info("done in %.1f s", time.perf_counter() - start)
+    return run_conversion(
+        lambda: convert_ct2_whisper(
+            args.src_dir or find_whisper_tiny_en_ct2(), args.out_dir, args.dtype
+        )
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from slamasr.config import ConfigError, load_config
+from slamasr.logging_setup import setup_logging
 from slamasr.models.hub import hub_offline
 
 log = logging.getLogger(__name__)
@@ -221,10 +222,7 @@ def convert_bin_to_safetensors(model_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s",
-    )
+    setup_logging()
     args = get_parser().parse_args(argv)
     try:
         sources = model_sources(args.config, args.overrides)

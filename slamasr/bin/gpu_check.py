@@ -32,7 +32,8 @@ from slamasr.gpu_check import (
     precision_table,
     run_check,
 )
-from slamasr.utils import print_and_save_json, setup_logging
+from slamasr.logging_setup import setup_logging
+from slamasr.utils import print_and_save_json
 
 
 def get_parser() -> argparse.ArgumentParser:

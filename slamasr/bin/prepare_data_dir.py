@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 
 from slamasr.data.manifests import cuts_from_kaldi_dir, cuts_from_tsv
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -33,7 +32,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     args = get_parser().parse_args(argv)
     bad: list[str] = []
     if args.kaldi_dir:

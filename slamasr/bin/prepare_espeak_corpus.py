@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+from slamasr.logging_setup import setup_logging
 
 
 def _boolean(text: str) -> bool:
@@ -57,7 +57,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     from slamasr.corpora.espeak_corpus import prepare_espeak_corpus
 
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     try:
         cuts = run(args, prepare_espeak_corpus)
     except ValueError as err:  # sizes beyond the hand-written sentences, an unknown voice

@@ -22,8 +22,7 @@ from slamasr.data.manifests import (
     download_librispeech_parts,
     prepare_librispeech_manifests,
 )
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -46,7 +45,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     args = get_parser().parse_args(argv)
     corpus_dir = args.corpus_dir
     if corpus_dir is None:

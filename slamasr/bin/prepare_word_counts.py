@@ -27,9 +27,8 @@ from slamasr.corpora.word_counts import (
     wordfreq_counts,
     write_word_counts,
 )
+from slamasr.logging_setup import setup_logging
 from slamasr.text import normalize_text
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -72,7 +71,7 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point; returns the process exit status."""
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    setup_logging()
     try:
         if not (args.wordfreq or args.text or args.cuts):
             raise ValueError("no source: give --wordfreq LANG, --text FILE and/or --cuts FILE")

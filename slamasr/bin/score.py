@@ -19,9 +19,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from slamasr.logging_setup import setup_logging
 from slamasr.scoring import ScoringInputError, score_decode_dir
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -47,7 +46,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Score every requested test set and print its WER; returns the exit status."""
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     args = get_parser().parse_args(argv)
     try:
         records = score_decode_dir(args.exp_dir, args.decode_dir, args.test_sets, args.text_norm)

@@ -12,12 +12,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
 import yaml
 
 from slamasr.config import ConfigError, load_config, to_dict
+from slamasr.logging_setup import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,7 @@ def lookup(tree: dict[str, Any], dotted: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
+    setup_logging(level=logging.WARNING)  # stdout is the answer; only warnings on stderr
     try:
         cfg = load_config(args.config, args.overrides, check_paths=args.get is None)
     except ConfigError as e:

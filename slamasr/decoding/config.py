@@ -14,7 +14,7 @@ from slamasr.decoding.rescore import RESCORERS
 from slamasr.decoding.scorers import SCORERS
 
 CHECKPOINT_RE = re.compile(r"best|last|step-[0-9]+")
-"""The names ``decode.checkpoint`` accepts (those of ``training.checkpoint``)."""
+"""The names ``decode.checkpoint`` accepts (those of ``slamasr.checkpoints``)."""
 
 LEGACY_KEYS = {
     "ctc_weight": "scorers.ctc.weight",

@@ -31,13 +31,13 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
+from slamasr.checkpoints import load_trainable_weights
 from slamasr.decoding.config import DecodeConfig
 from slamasr.decoding.probe import ctc_probe_ids
 from slamasr.decoding.rescore import build_rescorers
 from slamasr.decoding.scorers import build_scorers
 from slamasr.models.slam import ids_to_texts
 from slamasr.text import normalize_text
-from slamasr.training import checkpoint as ckpt
 
 RecogResult = tuple[str, list[str], list[str]]
 
@@ -62,20 +62,6 @@ def decode_tag(cfg: DecodeConfig) -> str:
 
 
 config_decode_tag = decode_tag
-
-
-def load_trainable_weights(
-    exp_dir: Path, checkpoint: str, avg: int
-) -> tuple[dict[str, torch.Tensor], list[Path]]:
-    """Trainable weights from ``exp_dir/checkpoints``, averaged over ``avg`` step checkpoints.
-
-    Returns:
-        (state dict, the checkpoint directories used).
-    """
-    paths = ckpt.checkpoints_for_average(Path(exp_dir) / "checkpoints", checkpoint, avg)
-    weights = ckpt.average_trainable(paths) if len(paths) > 1 else ckpt.load_trainable(paths[0])
-    logging.info("Decoding with weights of %s", ", ".join(str(p) for p in paths))
-    return weights, paths
 
 
 def _autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

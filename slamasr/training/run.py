@@ -20,7 +20,9 @@ from typing import Any, Optional
 import torch
 import yaml
 
-from slamasr.training import checkpoint as ckpt
+from slamasr import checkpoints as ckpt
+from slamasr.logging_setup import setup_logging
+from slamasr.training.checkpoint import remove_stale_temporaries
 from slamasr.training.config import TrainConfig, global_batch_description, resolve_batch
 from slamasr.training.distributed import (
     DistInfo,
@@ -32,14 +34,7 @@ from slamasr.training.distributed import (
 )
 from slamasr.training.loop import LoopState, build_trainer, train
 from slamasr.training.report import ACCURACY_PLOT
-from slamasr.utils import (
-    env_info,
-    resolve_autocast_dtype,
-    resolve_device,
-    set_seed,
-    setup_logging,
-    time_tag,
-)
+from slamasr.utils import env_info, resolve_autocast_dtype, resolve_device, set_seed, time_tag
 
 ENV_FILE = "env.json"
 CONFIG_FILE = "config.yaml"
@@ -153,7 +148,7 @@ def prepare_exp_dir(
             _delete_old_run(exp_dir)
             move_aside(exp_dir, _with_run_info(exp_dir, _old_results(exp_dir)), "--overwrite")
         exp_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.remove_stale_temporaries(ckpt_dir)
+        remove_stale_temporaries(ckpt_dir)
     barrier()
 
 

@@ -295,17 +295,20 @@ def test_whisper_baseline_writes_recogs_and_bad_cuts(
 
 
 def test_whisper_baseline_token_bound_follows_the_longest_audio() -> None:
+    """The command's defaults are the library's, and the bound follows the longest audio."""
     from slamasr.bin import whisper_baseline
+    from slamasr.whisper_baseline import WhisperDecodeOptions, token_bound
 
     args = whisper_baseline.get_parser().parse_args(
         ["--model-dir", "m", "--cuts", "c", "--test-set", "t", "--decode-dir", "d"]
     )
+    opts = whisper_baseline.decode_options(args)
+    assert opts == WhisperDecodeOptions()
     second = np.zeros(16000, dtype=np.float32)
-    assert whisper_baseline.token_bound([second], args) == 16  # the floor
-    assert whisper_baseline.token_bound([second, np.zeros(5 * 16000)], args) == 40
-    assert whisper_baseline.token_bound([np.zeros(40 * 16000)], args) == 128  # the cap
-    args.max_new_tokens_per_second = 0
-    assert whisper_baseline.token_bound([second], args) == 128
+    assert token_bound([second], opts) == 16  # the floor
+    assert token_bound([second, np.zeros(5 * 16000)], opts) == 40
+    assert token_bound([np.zeros(40 * 16000)], opts) == 128  # the cap
+    assert token_bound([second], WhisperDecodeOptions(max_new_tokens_per_second=0)) == 128
 
 
 def test_whisper_baseline_ct2_backend_gives_the_hf_transcripts(

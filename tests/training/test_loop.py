@@ -123,22 +123,6 @@ def test_lr_schedule_warmup_then_constant_or_linear_decay() -> None:
     assert lr_factor(4, lin) == 1.0 and lr_factor(7, lin) == 0.5 and lr_factor(10, lin) == 0.0
 
 
-def test_average_and_resolve_checkpoints(tmp_path: Path) -> None:
-    """--avg averages the last K step checkpoints up to the chosen one."""
-    exp = tmp_path / "exp"
-    run_double(exp, small_config(max_steps=9))
-    root = exp / "checkpoints"
-    assert ckpt.resolve_checkpoint(root, "last").name == "step-9"
-    paths = ckpt.checkpoints_for_average(root, "step-9", 2)
-    assert [p.name for p in paths] == ["step-6", "step-9"]
-    avg = ckpt.average_trainable(paths)
-    a, b = ckpt.load_trainable(paths[0]), ckpt.load_trainable(paths[1])
-    for key in avg:
-        torch.testing.assert_close(avg[key], (a[key] + b[key]) / 2)
-    with pytest.raises(FileNotFoundError):
-        ckpt.checkpoints_for_average(root, "step-3", 2)
-
-
 def test_rng_state_roundtrip() -> None:
     """Captured RNG states restore every generator exactly."""
     import random

@@ -23,6 +23,7 @@ import pytest
 import torch
 from lhotse import CutSet
 
+from slamasr import checkpoints
 from slamasr.bin import train as train_bin
 from slamasr.config import save_config
 from slamasr.models import build_model
@@ -97,7 +98,7 @@ def test_resume_with_only_unusable_checkpoints_is_refused_and_changes_nothing(
     exp = tmp_path / "exp"
     run(exp, small_config(max_steps=6))
     for step in (3, 6):
-        truncate(exp / "checkpoints" / f"step-{step}" / ckpt.WEIGHTS)
+        truncate(exp / "checkpoints" / f"step-{step}" / checkpoints.WEIGHTS)
     before = tree_digest(exp)
     with pytest.raises(ResumeError) as err:
         run(exp, small_config(max_steps=9), resume=True)
@@ -112,7 +113,7 @@ def test_start_over_keeps_the_old_run_and_its_valid_best_aside(tmp_path: Path, c
     """--start-over trains from step 0; the old checkpoints (best too) move to old-<time>/."""
     exp = tmp_path / "exp"
     run(exp, small_config(max_steps=6))
-    truncate(exp / "checkpoints" / "step-6" / ckpt.WEIGHTS)
+    truncate(exp / "checkpoints" / "step-6" / checkpoints.WEIGHTS)
     old = {k: v for k, v in tree_digest(exp).items() if k.startswith(("checkpoints/", "config"))}
     with caplog.at_level(logging.WARNING):
         state = run(exp, small_config(max_steps=3), start_over=True)
@@ -121,7 +122,7 @@ def test_start_over_keeps_the_old_run_and_its_valid_best_aside(tmp_path: Path, c
     assert "--start-over" in caplog.text and kept.name in caplog.text
     moved = {k.removeprefix(f"{kept.name}/"): v for k, v in tree_digest(exp).items()}
     assert all(moved.get(k) == v for k, v in old.items())
-    assert [s for s, _ in ckpt.list_step_checkpoints(exp / "checkpoints")] == [3]
+    assert [s for s, _ in checkpoints.list_step_checkpoints(exp / "checkpoints")] == [3]
 
 
 def test_resume_in_an_exp_dir_without_checkpoints_starts_at_step_0(tmp_path: Path) -> None:
@@ -175,8 +176,8 @@ def test_full_disk_during_save_says_so_and_publishes_nothing(tmp_path: Path, mon
     assert "unexpected pos" not in message and str(exp / "checkpoints") in message
     ckpt_dir = exp / "checkpoints"
     assert not [p for p in ckpt_dir.iterdir() if p.name.startswith(".")]
-    assert ckpt.latest_valid_checkpoint(ckpt_dir) == ckpt_dir / "step-3"
-    assert all(ckpt.verify_checkpoint(p) is None for p in ckpt_dir.iterdir())
+    assert checkpoints.latest_valid_checkpoint(ckpt_dir) == ckpt_dir / "step-3"
+    assert all(checkpoints.verify_checkpoint(p) is None for p in ckpt_dir.iterdir())
 
 
 def test_a_failure_that_is_not_a_full_disk_keeps_its_traceback(tmp_path, monkeypatch) -> None:

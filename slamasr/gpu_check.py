@@ -14,7 +14,7 @@ What it does, part by part (``--parts``):
   128 short utterances (time, peak memory, rows that hit the max-new-tokens bound).
 - ``whisper``: the same with Whisper large-v2 + Vicuna-7B shapes, 4 x 30 s log-mel
   (``conf/whisper_large_v2-vicuna.yaml``).
-- ``collectives``: every public collective of ``slamasr.training.distributed`` on a 1-rank
+- ``collectives``: every public collective of ``slamasr.distributed`` on a 1-rank
   process group (nccl on CUDA, gloo on CPU; file:// store), then one trainer step and one
   validation of a tiny model inside that group. With one rank those functions would return
   early, so the check makes them take their multi-rank path (``is_distributed`` reads True)
@@ -563,7 +563,7 @@ def make_trainer(
     model: SlamASR, batches: list[Batch], device: torch.device, exp_dir: Path, train_cfg: Any
 ) -> Any:
     """The training loop's own Trainer over a fixed list of batches (no checkpoints written)."""
-    from slamasr.training.distributed import dist_info_from_env
+    from slamasr.distributed import dist_info_from_env
     from slamasr.training.loop import build_trainer
     from slamasr.utils import resolve_autocast_dtype
 
@@ -788,7 +788,7 @@ def init_single_rank_group(device: torch.device, store: Path) -> str:
 def _collective_calls(device: torch.device) -> dict[str, Callable[[], bool]]:
     """Each public collective with inputs on ``device``, returning whether the result is
     right (on one rank every collective leaves its values as they were)."""
-    from slamasr.training import distributed as d
+    from slamasr import distributed as d
 
     def all_reduce_sum() -> bool:
         values = torch.arange(9, dtype=torch.float64, device=device)
@@ -874,12 +874,12 @@ def tiny_trainer_in_group(device: torch.device, work: Path) -> Callable[[], bool
 
 
 def check_collectives(device: torch.device, work: Path) -> dict[str, Any]:
-    """Every public collective of ``slamasr.training.distributed`` on a 1-rank group, then
+    """Every public collective of ``slamasr.distributed`` on a 1-rank group, then
     a tiny trainer step + validation in it; ``ok`` when all ran a real collective and
     gave the right values."""
     import torch.distributed as dist
 
-    from slamasr.training import distributed as d
+    from slamasr import distributed as d
 
     work.mkdir(parents=True, exist_ok=True)
     store = work / "pg-store"

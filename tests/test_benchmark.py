@@ -88,7 +88,7 @@ def test_timed_pass_is_the_trainers_own_step(tmp_path):
     """A benchmark pass leaves the projector exactly where ``loop.train`` takes it on the same
     batches and settings (gradient clipping, weight decay and betas included), and records
     each step's loss: the first is the untrained model's loss on the first batch."""
-    from slamasr.training.distributed import DistInfo
+    from slamasr.distributed import DistInfo
     from slamasr.training.loop import build_trainer, train
 
     ours = bm.build_modes(make_tiny_model("whisper", tmp_path), 0, torch.float32)["ours"]

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from slamasr import distributed as d
 from slamasr import gpu_check as g
 from slamasr.bin import gpu_check as cli
-from slamasr.training import distributed as d
 
 CPU = torch.device("cpu")
 

@@ -19,8 +19,8 @@ from slamasr.data.features import compute_features
 from slamasr.data.manifests import load_cuts
 from slamasr.decoding import DecodeSet, decode_test_set
 from slamasr.decoding_config import DecodeConfig
+from slamasr.distributed import DistInfo
 from slamasr.scoring import read_recogs
-from slamasr.training.distributed import DistInfo
 from slamasr.training.run import prepare_exp_dir, run_training
 from tests.data.conftest import make_cut
 from tests.helpers import make_tiny_model

@@ -27,8 +27,8 @@ from slamasr.benchmark.peaks import (
     reset_peak_memory,
     synchronize,
 )
+from slamasr.distributed import DistInfo
 from slamasr.training.config import TrainConfig
-from slamasr.training.distributed import DistInfo
 from slamasr.training.loop import EpochStream, Trainer, build_trainer, compute_loss, train_one_step
 
 Batch = dict[str, Any]

@@ -27,8 +27,8 @@ from slamasr.config import ConfigError, ExperimentConfig, load_config
 from slamasr.data.ids import UnsafeIdError
 from slamasr.data.manifests import UnsafeManifestError
 from slamasr.decoding import DecodeOutputExistsError, config_decode_tag, run_decoding
+from slamasr.distributed import cleanup_distributed, dist_info_from_env
 from slamasr.logging_setup import setup_logging
-from slamasr.training.distributed import cleanup_distributed, dist_info_from_env
 from slamasr.utils import time_tag
 
 UnsafeDataError = (UnsafeIdError, UnsafeManifestError)

@@ -389,8 +389,8 @@ def run_decoding(
     Returns:
         Recogs paths (rank 0; empty on other ranks).
     """
+    from slamasr.distributed import dist_info_from_env, init_distributed
     from slamasr.models import build_model
-    from slamasr.training.distributed import dist_info_from_env, init_distributed
     from slamasr.utils import resolve_device
 
     dcfg = cfg.decode

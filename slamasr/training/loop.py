@@ -34,14 +34,14 @@ from typing import Any, Optional
 import torch
 
 from slamasr.data.sampling import restore_sampler_position
-from slamasr.training import checkpoint as ckpt
-from slamasr.training.config import TrainConfig
-from slamasr.training.distributed import (
+from slamasr.distributed import (
     DistInfo,
     average_gradients,
     broadcast_parameters,
     collective_device,
 )
+from slamasr.training import checkpoint as ckpt
+from slamasr.training.config import TrainConfig
 from slamasr.training.optim import build_optimizer, build_scheduler
 from slamasr.training.report import TrainingReporter
 from slamasr.training.stats import (

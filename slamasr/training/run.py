@@ -21,10 +21,7 @@ import torch
 import yaml
 
 from slamasr import checkpoints as ckpt
-from slamasr.logging_setup import setup_logging
-from slamasr.training.checkpoint import remove_stale_temporaries
-from slamasr.training.config import TrainConfig, global_batch_description, resolve_batch
-from slamasr.training.distributed import (
+from slamasr.distributed import (
     DistInfo,
     barrier,
     broadcast_object,
@@ -32,6 +29,9 @@ from slamasr.training.distributed import (
     dist_info_from_env,
     init_distributed,
 )
+from slamasr.logging_setup import setup_logging
+from slamasr.training.checkpoint import remove_stale_temporaries
+from slamasr.training.config import TrainConfig, global_batch_description, resolve_batch
 from slamasr.training.loop import LoopState, build_trainer, train
 from slamasr.training.report import ACCURACY_PLOT
 from slamasr.utils import env_info, resolve_autocast_dtype, resolve_device, set_seed, time_tag

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from slamasr.training.distributed import all_reduce_sum
+from slamasr.distributed import all_reduce_sum
 
 Stats = dict[str, list[float]]  # name -> [sum, count]
 

@@ -163,8 +163,8 @@ def test_ctc_only_without_the_head_is_refused(tiny_fbank_model) -> None:
 def test_ctc_only_warmup_steps_then_joint_training(tmp_path: Path) -> None:
     """``train.ctc_only_steps``: the first steps log a CTC loss and no LLM accuracy, later
     steps both; the checkpoint holds the CTC head; the frozen LLM is untouched."""
+    from slamasr.distributed import DistInfo
     from slamasr.training import checkpoint as ckpt
-    from slamasr.training.distributed import DistInfo
     from slamasr.training.run import prepare_exp_dir, run_training
     from tests.training.train_double import small_config
 

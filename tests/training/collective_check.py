@@ -95,7 +95,8 @@ def install(declared_name: str) -> Counter:
     Returns:
         Calls checked per collective (also printed at exit).
     """
-    from slamasr.training import distributed, loop
+    from slamasr import distributed
+    from slamasr.training import loop
 
     declared = torch.device(declared_name)
     counts: Counter = Counter()

@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch import nn
 
+from slamasr.distributed import DistInfo
 from slamasr.models import SlamASR, build_model
 from slamasr.models.heads import Transcripts
 from slamasr.training import loop
 from slamasr.training import stats as stats_mod
-from slamasr.training.distributed import DistInfo
 from tests.helpers import make_tiny_batch, tiny_model_config
 
 from .train_double import small_config

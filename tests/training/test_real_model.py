@@ -9,8 +9,8 @@ import torch
 
 from slamasr.decoding import decode_batch
 from slamasr.decoding_config import DecodeConfig
+from slamasr.distributed import DistInfo
 from slamasr.training import checkpoint as ckpt
-from slamasr.training.distributed import DistInfo
 from slamasr.training.run import prepare_exp_dir, run_training
 from tests.helpers import make_tiny_batch, make_tiny_model
 

@@ -26,11 +26,11 @@ from lhotse import CutSet
 from slamasr import checkpoints
 from slamasr.bin import train as train_bin
 from slamasr.config import save_config
+from slamasr.distributed import DistInfo
 from slamasr.models import build_model
 from slamasr.models.hub import ModelLoadError
 from slamasr.training import checkpoint as ckpt
 from slamasr.training.config import TrainConfig
-from slamasr.training.distributed import DistInfo
 from slamasr.training.loop import LoopState
 from slamasr.training.run import (
     ExpDirError,

@@ -29,10 +29,10 @@ from typing import Any
 
 import torch
 
+from slamasr.distributed import DistInfo
 from slamasr.models import build_model
 from slamasr.models.config import CharCTCConfig, ProjectorConfig
 from slamasr.training import loop
-from slamasr.training.distributed import DistInfo
 from tests.helpers import make_tiny_batch, tiny_model_config
 
 from .train_double import small_config

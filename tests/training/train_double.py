@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
+from slamasr.distributed import cleanup_distributed, init_distributed  # noqa: E402
 from slamasr.training.config import TrainConfig  # noqa: E402
-from slamasr.training.distributed import cleanup_distributed, init_distributed  # noqa: E402
 from slamasr.training.loop import LoopState  # noqa: E402
 from slamasr.training.run import prepare_exp_dir, run_training, setup_run_logging  # noqa: E402
 from slamasr.utils import set_seed  # noqa: E402

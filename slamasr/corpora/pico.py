@@ -16,11 +16,18 @@ Example::
 
 Keyword settings (``rate``, ``pitch`` in percent of the voice's own, 100 = unchanged) vary the
 delivery and the pitch of a voice: more material from the same two speakers.
+
+Each utterance is spoken by a fresh engine (about 1 ms to create): an engine carries the index
+of its noise table from one utterance to the next, so a reused one speaks a sentence
+differently depending on what it spoke before; a fresh one always gives the same samples.
+``ttspico`` 0.3.2 keeps one reference too many to every audio chunk it hands over (all the
+audio ever spoken stays in memory, 32 kB per second); :func:`synthesize_array` drops it.
 """
 
 from __future__ import annotations
 
-import functools
+import ctypes
+import importlib.metadata
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +59,24 @@ def _ttspico() -> Any:
     return ttspico
 
 
-@functools.cache
+LEAKY_VERSIONS = ("0.3.2",)
+"""``ttspico`` releases whose speak callback leaks its audio argument (never decref'd)."""
+
+
 def _engine(voice: str) -> Any:
-    """The Pico engine of one language (one per voice and process)."""
+    """A fresh Pico engine of one language at :data:`VOLUME`."""
     if voice not in VOICES:
         raise ValueError(f"unknown Pico voice {voice!r}; choose one of {VOICES}")
     engine = _ttspico().TtsEngine(voice)
     engine.volume = VOLUME
     return engine
+
+
+def _chunk_release() -> Any:
+    """What to call on each audio chunk: drops the reference a leaky ``ttspico`` keeps."""
+    if importlib.metadata.version("ttspico") in LEAKY_VERSIONS:
+        return ctypes.pythonapi.Py_DecRef
+    return lambda chunk: None
 
 
 def synthesize_array(
@@ -81,8 +98,10 @@ def synthesize_array(
     engine.rate = rate
     engine.pitch = pitch
     pieces: list[bytes] = []
+    release = _chunk_release()
 
     def collect(fmt: tuple[int, int, int], audio: bytes, final: bool) -> bool:
+        release(ctypes.py_object(audio))  # still alive: held by the call's arguments and here
         if fmt != (NATIVE_SAMPLE_RATE, 16, 1):
             raise RuntimeError(f"Pico gave audio as {fmt}, expected (16000, 16, 1)")
         pieces.append(audio)

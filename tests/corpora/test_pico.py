@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -50,8 +51,27 @@ def test_unknown_voice_names_the_choices():
 
 
 def test_missing_package_says_what_to_install(monkeypatch):
-    pico._engine.cache_clear()
     monkeypatch.setitem(sys.modules, "ttspico", None)
     with pytest.raises(ImportError, match="pip install ttspico"):
         pico.synthesize_array("Hello.", "en-US")
-    pico._engine.cache_clear()
+
+
+def test_a_sentence_sounds_the_same_whatever_was_spoken_before(installed):
+    text = "Carry our prune to the muddy cave as soon as you can."
+    first = pico.synthesize_array(text, "en-US")
+    pico.synthesize_array("Something else entirely, with many unvoiced sounds.", "en-US")
+    assert np.array_equal(first, pico.synthesize_array(text, "en-US"))
+
+
+def test_spoken_audio_does_not_stay_in_memory(installed):
+    text = "Please put the green cups on the shelf before the guests arrive tonight."
+    pico.synthesize_array(text, "en-GB")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            pico.synthesize_array(text, "en-GB")  # ~4 s each: 130 kB of samples
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000

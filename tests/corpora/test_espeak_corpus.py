@@ -163,7 +163,8 @@ def test_test_plans_are_those_of_before_the_new_splits(tmp_path):
 
 def test_unseen_split_uses_new_voices_channels_and_sentences(tmp_path):
     plan = plan_split(tmp_path, "test_unseen", 60, seed=0)
-    assert {u.setting.voice for u in plan} == set(UNSEEN_VOICES)
+    held_out = {v for engine in engines.OTHER_ENGINES.values() for v in engine.held_out}
+    assert {u.setting.voice for u in plan} == set(UNSEEN_VOICES) | held_out
     assert {u.condition for u in plan} == {"clean", "telephone", "brown"}
     texts = {u.sentence.text for u in plan}
     assert not texts & {s.text for s in generate_sentences(20000, 0, "train")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -93,11 +94,16 @@ def test_unknown_target_module_names_the_llm_layers(base_cfg: ModelConfig) -> No
 
 
 def test_adapters_are_injected_in_place_and_are_the_only_trainable_llm_weights(
-    base_cfg: ModelConfig,
+    base_cfg: ModelConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """model.llm stays the HF model; only llm.*lora_[AB]* (+ projector) require grad; a fresh
-    adapter (B = 0) leaves the loss exactly as without LoRA."""
-    plain, lora = _build(base_cfg), _build(base_cfg, LORA)
+    """model.llm stays the HF model; only llm.*lora_[AB]* (+ projector) require grad; their
+    size is logged; a fresh adapter (B = 0) leaves the loss exactly as without LoRA."""
+    plain = _build(base_cfg)
+    with caplog.at_level(logging.INFO):
+        lora = _build(base_cfg, LORA)
+    assert (
+        "LoRA: rank 4, alpha 8 (scale 2) on q_proj, v_proj: 1792 adapter parameters in 8 tensors"
+    ) in caplog.text
     assert type(lora.llm) is type(plain.llm) and decoder_and_head(lora.llm) is not None
     state = lora.trainable_state_dict()
     keys = _lora_keys(state)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from slamasr.models.config import LoRAConfig
+from slamasr.models.hub import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +51,19 @@ def apply_lora(llm: nn.Module, cfg: LoRAConfig) -> int:
         The number of adapter parameters (0 when ``cfg.rank`` is 0).
 
     Raises:
-        ValueError: none of ``cfg.target_modules`` names a linear layer of ``llm``.
+        ModelLoadError: peft is not installed, or none of ``cfg.target_modules`` names a
+            layer of ``llm`` (one line each, saying what to do).
     """
     cfg.validate()
     if cfg.rank == 0:
         return 0
-    from peft import LoraConfig, inject_adapter_in_model
-
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError as e:
+        raise ModelLoadError(
+            f"model.lora.rank={cfg.rank} needs the peft package: pip install peft (or pip "
+            'install -e ".[lora]"), or set model.lora.rank=0'
+        ) from e
     peft_cfg = LoraConfig(
         r=cfg.rank,
         lora_alpha=cfg.alpha,
@@ -67,7 +74,7 @@ def apply_lora(llm: nn.Module, cfg: LoRAConfig) -> int:
     try:
         inject_adapter_in_model(peft_cfg, llm, adapter_name=ADAPTER)
     except ValueError as e:  # peft's NoMatchingPeftModuleError is a ValueError
-        raise ValueError(
+        raise ModelLoadError(
             f"model.lora.target_modules={list(cfg.target_modules)} matches no layer of the LLM "
             f"({e}); its linear layers are named {linear_layer_names(llm)}"
         ) from e

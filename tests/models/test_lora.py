@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from slamasr.decoding import (
 from slamasr.decoding_config import DecodeConfig
 from slamasr.models import build_model
 from slamasr.models.config import LoRAConfig, ModelConfig
+from slamasr.models.hub import ModelLoadError
 from slamasr.models.llm import decoder_and_head
 from slamasr.models.lora import LoRAStateError, apply_lora, check_lora_state
 from slamasr.scoring import read_recogs
@@ -89,8 +91,19 @@ def test_bad_settings_name_the_option(settings: dict, match: str) -> None:
 
 
 def test_unknown_target_module_names_the_llm_layers(base_cfg: ModelConfig) -> None:
-    with pytest.raises(ValueError, match=r"matches no layer.*'q_proj'.*'v_proj'"):
+    """A ModelLoadError, which bin/train and bin/transcribe print as one line."""
+    with pytest.raises(ModelLoadError, match=r"matches no layer.*'q_proj'.*'v_proj'"):
         _build(base_cfg, LoRAConfig(rank=2, target_modules=["qkv"]))
+
+
+def test_missing_peft_says_what_to_install(
+    base_cfg: ModelConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "peft", None)  # import peft -> ImportError
+    model = _build(base_cfg)
+    with pytest.raises(ModelLoadError, match=r"model.lora.rank=4 needs the peft package.*pip"):
+        apply_lora(model.llm, LORA)
+    assert apply_lora(model.llm, LoRAConfig()) == 0  # rank 0 never imports it
 
 
 def test_adapters_are_injected_in_place_and_are_the_only_trainable_llm_weights(

@@ -307,3 +307,21 @@ def test_adapters_stay_float32_on_a_bfloat16_llm(base_cfg: ModelConfig) -> None:
     loss = model(make_tiny_batch("fbank", num=2))["loss"]
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad.abs().sum() > 0 for p in adapters.values())
+
+
+def test_the_benchmark_trains_and_loads_ours_adapters(tmp_path: Path) -> None:
+    """The benchmark's ours mode keeps its adapters trainable (the reference gets its own
+    frozen copy of the LLM) and loads a checkpoint's adapters for decoding."""
+    from slamasr.benchmark.decode import load_decode_projectors
+    from slamasr.benchmark.modes import build_modes
+
+    cfg = dataclasses.replace(tiny_model_config("whisper", tmp_path / "models"), lora=LORA)
+    modes = build_modes(build_model(cfg), seed=0, ours_dtype=torch.float32)
+    ours = modes["ours"].model
+    assert modes["reference"].model.llm is not ours.llm
+    assert _lora_keys(ours.trainable_state_dict())
+    state = {k: torch.randn_like(v) for k, v in ours.trainable_state_dict().items()}
+    ckpt.save_checkpoint(tmp_path / "checkpoints", "best", state, {}, {"step": 0}, {})
+    load_decode_projectors(modes, str(tmp_path / "checkpoints" / "best"))
+    loaded = ours.trainable_state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in _lora_keys(state))

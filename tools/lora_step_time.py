@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    cfg = load_config(args.exp_dir / "config.yaml")
+    cfg = load_config(args.exp_dir / "config.yaml", recorded=True)
     checkpoint = resolve_checkpoint(args.exp_dir / "checkpoints", args.checkpoint)
     dtype = resolve_autocast_dtype(cfg.train.dtype, torch.device("cpu"))
     lora = LoRAConfig(args.rank, args.alpha, args.targets.split(","))

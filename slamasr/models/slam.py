@@ -105,8 +105,13 @@ class SlamASR(nn.Module):
         }
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Load what :meth:`trainable_state_dict` saved; missing or unknown keys raise."""
-        expected = set(self.trainable_state_dict())
+        """Load what :meth:`trainable_state_dict` saved; missing or unknown keys raise
+        (LoRA adapters that do not fit: :class:`~slamasr.models.lora.LoRAStateError`)."""
+        from slamasr.models.lora import check_lora_state
+
+        own = self.trainable_state_dict()
+        check_lora_state(own, state)
+        expected = set(own)
         got = set(state)
         if expected != got:
             raise KeyError(

@@ -171,18 +171,68 @@ def load_experiment(wer_file: Path, with_plot: bool = False) -> Experiment:
 
 
 WER_TABLE_HEADER = (
-    "| experiment | tag | test set | WER | errors | ref words | ins | del | sub | utterances "
-    "| bad cuts | hallucinations | bound hits |"
+    "| experiment | decoding | tag | test set | WER | errors | ref words | ins | del | sub "
+    "| utterances | bad cuts | hallucinations | bound hits |"
 )
+PAPER_LINE = "**paper**: LLM alone, beam {beams}"
+REFERENCE_LINE = "reference (not SLAM-ASR)"
+_PAPER_TAG = re.compile(r"decode-(?:.+-)?beam(\d+)")
+_EXTRA = re.compile(r"-(charctc|ctc|words|lm)([0-9.eE+-]+?)(?=-|$)")
+_EXTRA_NAMES = {
+    "charctc": "char CTC",
+    "ctc": "token CTC",
+    "words": "word prior",
+    "lm": "LLM rescoring",
+}
+_LORA_SWITCHES = ("rank", "r", "enabled", "use_peft", "use_lora")
+
+
+def uses_lora(config: Optional[dict]) -> bool:
+    """Whether a config turns on a LoRA / PEFT adapter on the LLM (not in the paper): a
+    ``rank`` / ``r`` / ``enabled`` / ``use_peft`` / ``use_lora`` setting under a key path that
+    names lora or peft, set to a true value."""
+
+    def walk(node: Any, path: str) -> bool:
+        if isinstance(node, dict):
+            return any(walk(v, f"{path}.{k}".lower()) for k, v in node.items())
+        *parents, leaf = path.split(".")
+        named = any("lora" in part or "peft" in part for part in path.split("."))
+        return named and leaf in _LORA_SWITCHES and bool(node) and bool(parents)
+
+    return walk(config or {}, "")
+
+
+def decoding_line(tag: str, config: Optional[dict]) -> str:
+    """What a decode tag of an experiment is, for the results table.
+
+    ``decode-[<checkpoint>-avg<K>-]beam<N>`` of a model slamasr trained is the paper's
+    decoding (the frozen LLM alone, beam search); a tag with scorers or rescorers
+    (``-charctc0.5-words0.5-lm0.3``, :func:`slamasr.decoding.decode_tag`) is beyond it, named by
+    them; an experiment without ``config.yaml`` (e.g. Whisper's own decoder) is a reference.
+    A model with LoRA on the LLM is never the paper's line.
+    """
+    if config is None:
+        return REFERENCE_LINE
+    lora = "LoRA on the LLM, " if uses_lora(config) else ""
+    if m := _PAPER_TAG.fullmatch(tag):
+        if lora:
+            return f"{lora}LLM alone, beam {m[1]} (not in the paper)"
+        return PAPER_LINE.format(beams=m[1])
+    extras = [f"{_EXTRA_NAMES[name]} {w}" for name, w in _EXTRA.findall(tag)]
+    if extras:
+        return f"hybrid: {lora}{' + '.join(extras)} (not in the paper)"
+    return f"{lora}other (not the paper's decoding)"
 
 
 def wer_table(experiments: list[Experiment]) -> str:
-    """Markdown table: one row per experiment x decode tag x test set, every wer column."""
+    """Markdown table: one row per experiment x decode tag x test set, every wer column, and
+    which decoding each row is (:func:`decoding_line`: the paper's, a hybrid, a reference)."""
     lines = [WER_TABLE_HEADER, "|" + "---|" * WER_TABLE_HEADER.count(" |")]
     for exp in experiments:
         for r in exp.records:
             hits = "-" if r.bound_hits is None else str(r.bound_hits)
-            cells = [exp.name, r.tag, r.test_set, f"**{r.wer:.2f}**", r.errors, r.ref_words]
+            line = decoding_line(r.tag, exp.config)
+            cells = [exp.name, line, r.tag, r.test_set, f"**{r.wer:.2f}**", r.errors, r.ref_words]
             cells += [r.ins, r.dels, r.subs, r.utterances, r.bad_cuts, r.hallucinations, hits]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -3,7 +3,8 @@
 Runs a copy of ``egs/espeak_en/slam_asr`` in a temp dir with ``--smoke true``: eSpeak NG
 synthesizes a few utterances, the packaged Whisper tiny.en and SmolLM2-135M are converted,
 features and the encoder cache are computed, the projector trains a few steps, both test
-sets are decoded with beam search (and with Whisper's own decoder) and scored.
+sets are decoded twice (the paper's decoding and the recipe's hybrid; Whisper's own decoder
+beside them) and scored.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from slamasr.results import PAPER_LINE, REFERENCE_LINE
 from slamasr.scoring import read_recogs, read_wer_file
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "espeak_en" / "slam_asr"
@@ -62,27 +64,52 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return recipe, proc.stdout + proc.stderr
 
 
-def test_smoke_run_scores_both_test_sets_and_the_reference(smoke_run: tuple[Path, str]) -> None:
+PAPER_TAG = "decode-best-avg1-beam4"  # the paper's decoding: the frozen LLM alone, beam 4
+HYBRID_TAG = "decode-best-avg1-beam4-charctc0.5-words0.5-lm0.3"  # the conf's decode: section
+
+
+def test_smoke_run_scores_both_lines_on_both_test_sets_and_the_reference(
+    smoke_run: tuple[Path, str],
+) -> None:
     recipe, _ = smoke_run
     records = read_wer_file(recipe / "exp" / "smoke" / "wer")
-    assert sorted(r.test_set for r in records) == ["test", "test_ood"]
+    assert sorted((r.tag, r.test_set) for r in records) == [
+        (PAPER_TAG, "test"),
+        (PAPER_TAG, "test_ood"),
+        (HYBRID_TAG, "test"),
+        (HYBRID_TAG, "test_ood"),
+    ]
     for r in records:
         assert r.utterances == 8 and r.ref_words > 0 and 0.0 <= r.wer
     reference = read_wer_file(recipe / "exp" / "smoke-whisper-own-decoder" / "wer")
     assert sorted(r.test_set for r in reference) == ["test", "test_ood"]
 
 
-def test_smoke_run_decodes_every_cut_once(smoke_run: tuple[Path, str]) -> None:
+def test_smoke_run_results_md_labels_the_paper_line_beside_the_hybrid_and_whisper(
+    smoke_run: tuple[Path, str],
+) -> None:
     recipe, _ = smoke_run
-    (decode_dir,) = sorted((recipe / "exp" / "smoke").glob("decode-*"))
-    # with stage 0's word prior, and the LLM rescoring the finished beams
-    assert decode_dir.name.endswith("-words0.5-lm0.3")
+    rows = (recipe / "exp" / "smoke" / "RESULTS.md").read_text().splitlines()
+    lines = {tuple(row.split(" | ")[1:4]) for row in rows if row.startswith("| smoke")}
+    for test_set in ("test", "test_ood"):
+        assert (PAPER_LINE.format(beams=4), PAPER_TAG, test_set) in lines
+        assert any(line[0].startswith("hybrid:") and line[1:] == (HYBRID_TAG, test_set)
+                   for line in lines)  # fmt: skip
+        assert (REFERENCE_LINE, "decode-beam4", test_set) in lines
+
+
+def test_smoke_run_decodes_every_cut_once_in_both_lines(smoke_run: tuple[Path, str]) -> None:
+    recipe, _ = smoke_run
+    decode_dirs = sorted((recipe / "exp" / "smoke").glob("decode-*"))
+    # the paper's line, then the hybrid: stage 0's word prior, the LLM rescoring the beams
+    assert [d.name for d in decode_dirs] == [PAPER_TAG, HYBRID_TAG]
     with open(recipe / "data" / "lang" / "word_counts.tsv") as f:
         assert sum(1 for line in f if not line.startswith("#")) == 100_000
-    for test_set in ("test", "test_ood"):
-        results = read_recogs(decode_dir / f"recogs-{test_set}.txt")
-        manifest = recipe / "data" / "manifests" / f"espeak_cuts_{test_set}.jsonl.gz"
-        assert len(results) == len({cut_id for cut_id, _, _ in results}) == _num_cuts(manifest)
+    for decode_dir in decode_dirs:
+        for test_set in ("test", "test_ood"):
+            results = read_recogs(decode_dir / f"recogs-{test_set}.txt")
+            manifest = recipe / "data" / "manifests" / f"espeak_cuts_{test_set}.jsonl.gz"
+            assert len(results) == len({c for c, _, _ in results}) == _num_cuts(manifest)
 
 
 def test_smoke_run_leaves_checkpoints_logs_and_the_accuracy_plot(
@@ -97,9 +124,8 @@ def test_smoke_run_leaves_checkpoints_logs_and_the_accuracy_plot(
 
 def test_rerunning_finished_stages_overwrites_nothing(smoke_run: tuple[Path, str]) -> None:
     recipe, _ = smoke_run
-    (decode_dir,) = sorted((recipe / "exp" / "smoke").glob("decode-*"))
-    recogs = decode_dir / "recogs-test.txt"
-    before = recogs.stat().st_mtime_ns
+    recogs = [d / "recogs-test.txt" for d in sorted((recipe / "exp" / "smoke").glob("decode-*"))]
+    before = [r.stat().st_mtime_ns for r in recogs]
     proc = subprocess.run(
         ["bash", "run.sh", "--smoke", "true", "--stage", "4", "--stop-stage", "4"],
         cwd=recipe,
@@ -108,5 +134,5 @@ def test_rerunning_finished_stages_overwrites_nothing(smoke_run: tuple[Path, str
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "skipping" in proc.stdout + proc.stderr
-    assert recogs.stat().st_mtime_ns == before
+    assert (proc.stdout + proc.stderr).count("skipping") == 2  # both lines
+    assert [r.stat().st_mtime_ns for r in recogs] == before

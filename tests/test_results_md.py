@@ -10,11 +10,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slamasr.results import find_sections, git_commit, read_training_summary
+from slamasr.results import (
+    PAPER_LINE,
+    REFERENCE_LINE,
+    decoding_line,
+    find_sections,
+    git_commit,
+    read_training_summary,
+)
 from slamasr.scoring import WerRecord, update_wer_file, write_recogs
 
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "results_md.py"
 LOG_LINE = "2026-12-01 10:00:0{} INFO [report.py:110] "
+PAPER = PAPER_LINE.format(beams=4)  # the decoding column of a plain beam-search tag
 
 
 def _rec(tag: str, test_set: str, wer: float, hits: int | None = 2) -> WerRecord:
@@ -72,10 +80,11 @@ def test_section_holds_command_commit_configs_training_and_every_wer_column(reci
     assert find_sections(text) == [("2026-12-01", "unknown")]  # tmp_path is no git checkout
     assert "Command: `./run.sh --stage 5`" in text and "Wall time: 26 min 42 s" in text
     rows = [line for line in text.splitlines() if line.startswith("| slam-tiny |")]
+    cells, OTHER = " | 7 | 120 | 1 | 2 | 4 | 10 | 1 | 3 |", "other (not the paper's decoding)"
     assert rows == [
-        "| slam-tiny | decode-beam4 | ood | **9.50** | 7 | 120 | 1 | 2 | 4 | 10 | 1 | 3 | 2 |",
-        "| slam-tiny | decode-beam4 | test | **5.83** | 7 | 120 | 1 | 2 | 4 | 10 | 1 | 3 | 2 |",
-        "| slam-tiny | decode-greedy | test | **6.25** | 7 | 120 | 1 | 2 | 4 | 10 | 1 | 3 | - |",
+        f"| slam-tiny | {PAPER} | decode-beam4 | ood | **9.50**{cells} 2 |",
+        f"| slam-tiny | {PAPER} | decode-beam4 | test | **5.83**{cells} 2 |",
+        f"| slam-tiny | {OTHER} | decode-greedy | test | **6.25**{cells} - |",
     ]
     assert sum(line.startswith("| baseline |") for line in text.splitlines()) == 3
     assert "`model.encoder.name=whisper`" in text and "`train.max_steps=40`" in text
@@ -102,7 +111,7 @@ def test_same_date_and_commit_is_refused_unless_replace(recipe) -> None:
     assert _write(recipe, "--date", "2026-12-01", "--wall-time", "1 s", "--replace").returncode == 0
     text = md.read_text()
     assert find_sections(text) == [("2026-12-01", "unknown")] and "Wall time: 1 s" in text
-    assert text.count("| slam-tiny | decode-beam4 | test |") == 1
+    assert text.count(f"| slam-tiny | {PAPER} | decode-beam4 | test |") == 1
 
 
 def test_new_sections_go_above_older_ones_and_the_history_stays_last(recipe) -> None:
@@ -197,6 +206,8 @@ def test_cpu_recipe_stage_5_writes_results_md_and_the_smoke_run_its_own(tmp_path
         "exp/whisper-tiny.en-own-decoder",
     ):
         _decoded(recipe / exp, "decode-beam4")
+        if "own-decoder" not in exp:  # trained by slamasr: its plain beam search is the paper's
+            (recipe / exp / "config.yaml").write_text("model: {}\n", encoding="utf-8")
 
     def run(*args: str) -> subprocess.CompletedProcess:
         cmd = ["bash", "run.sh", "--stage", "5", "--stop-stage", "5", *args]
@@ -207,8 +218,8 @@ def test_cpu_recipe_stage_5_writes_results_md_and_the_smoke_run_its_own(tmp_path
     smoke_md = (recipe / "exp" / "smoke" / "RESULTS.md").read_text()
     assert not (recipe / "RESULTS.md").exists()  # CI never edits the recipe's file
     assert "Command: `./run.sh --stage 5 --stop-stage 5 --smoke true`" in smoke_md
-    assert "| smoke | decode-beam4 | test | **33.33** | 1 | 3 |" in smoke_md
-    assert "| smoke-whisper-own-decoder | decode-beam4 | test |" in smoke_md
+    assert f"| smoke | {PAPER} | decode-beam4 | test | **33.33** | 1 | 3 |" in smoke_md
+    assert f"| smoke-whisper-own-decoder | {REFERENCE_LINE} | decode-beam4 | test |" in smoke_md
     assert "Wall time: " in smoke_md and "(stages 5-5)" in smoke_md
 
     assert run("--smoke", "true").returncode == 0  # run again: the section is kept
@@ -217,4 +228,43 @@ def test_cpu_recipe_stage_5_writes_results_md_and_the_smoke_run_its_own(tmp_path
     proc = run("--exp-dir", "exp/x")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = (recipe / "RESULTS.md").read_text()
-    assert "| x | decode-beam4 | test |" in text and "| whisper-tiny.en-own-decoder |" in text
+    assert f"| x | {PAPER} | decode-beam4 | test |" in text
+    assert f"| whisper-tiny.en-own-decoder | {REFERENCE_LINE} |" in text
+
+
+HYBRID_TAG = "decode-best-avg1-beam4-charctc0.5-words0.5-lm0.3"
+
+
+def test_decoding_column_names_the_paper_line_the_hybrid_and_the_reference() -> None:
+    trained = {"model": {"llm": {"path": "models/tiny-llm"}}}
+    assert decoding_line("decode-best-avg1-beam4", trained) == PAPER
+    assert decoding_line("decode-step-300-avg2-beam1", trained) == PAPER_LINE.format(beams=1)
+    assert decoding_line(HYBRID_TAG, trained) == (
+        "hybrid: char CTC 0.5 + word prior 0.5 + LLM rescoring 0.3 (not in the paper)"
+    )
+    assert decoding_line("decode-last-avg1-beam4-ctc0.3", trained).startswith("hybrid: token CTC")
+    assert (
+        decoding_line("decode-best-avg1-ctc-greedy", trained) == "other (not the paper's decoding)"
+    )
+    assert decoding_line("decode-beam4", None) == REFERENCE_LINE  # no config.yaml: a baseline
+
+
+def test_a_lora_model_is_never_the_paper_line() -> None:
+    lora = {"model": {"llm": {"path": "m", "lora": {"rank": 8, "alpha": 16}}}}
+    line = decoding_line("decode-best-avg1-beam4", lora)
+    assert "paper" in line and "not in the paper" in line and "LoRA" in line
+    assert "LoRA" in decoding_line(HYBRID_TAG, {"model": {"llm": {"use_peft": True}}})
+    switched_off = {"model": {"llm": {"path": "m", "lora": {"rank": 0, "alpha": 16}}}}
+    assert decoding_line("decode-best-avg1-beam4", switched_off) == PAPER
+
+
+def test_section_shows_both_lines_of_one_checkpoint_beside_the_reference(recipe) -> None:
+    root, wers = recipe
+    update_wer_file(wers[0], [_rec(HYBRID_TAG, "test", 4.1)])
+    proc = _write(recipe, "--date", "2026-12-02")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split(" | ")[:4] for line in (root / "RESULTS.md").read_text().splitlines()]
+    assert ["| slam-tiny", PAPER, "decode-beam4", "test"] in rows
+    hybrid = "hybrid: char CTC 0.5 + word prior 0.5 + LLM rescoring 0.3 (not in the paper)"
+    assert ["| slam-tiny", hybrid, HYBRID_TAG, "test"] in rows
+    assert ["| baseline", REFERENCE_LINE, "decode-beam4", "test"] in rows

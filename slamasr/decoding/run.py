@@ -51,11 +51,18 @@ def decode_tag(cfg: DecodeConfig) -> str:
     ``...-ctc-greedy`` / ``...-charctc-greedy`` for the CTC-head probe (``decode.search=ctc``);
     each scorer and rescorer that is on adds its part in registry order (``-ctc<w>`` or
     ``-charctc<w>``, ``-words<w>``, ``-lm<w>``), e.g.
-    ``decode-best-avg1-beam4-charctc0.5-words0.5-lm0.3``."""
+    ``decode-best-avg1-beam4-charctc0.5-words0.5-lm0.3``. A search setting off its default
+    adds its part too (``-hf``, ``-rep1.2``, ``-lp0.8``), so no two settings share a dir."""
     if cfg.search == "ctc":
         name = "charctc" if cfg.scorers["ctc"].head == "char" else "ctc"
         return f"decode-{cfg.checkpoint}-avg{cfg.avg}-{name}-greedy"
     tag = f"decode-{cfg.checkpoint}-avg{cfg.avg}-beam{cfg.num_beams}"
+    if cfg.search != "native":
+        tag += f"-{cfg.search}"
+    if cfg.repetition_penalty != 1.0:
+        tag += f"-rep{cfg.repetition_penalty:g}"
+    if cfg.length_penalty != 1.0:
+        tag += f"-lp{cfg.length_penalty:g}"
     for section in (cfg.scorers, cfg.rescorers):
         tag += "".join(f"-{c.tag(name)}" for name, c in section.items() if c.weight > 0)
     return tag

@@ -4,6 +4,7 @@ config of before still decodes."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -142,3 +143,22 @@ def test_unknown_scorer_and_key_are_named() -> None:
     with pytest.raises(ConfigError, match="'decode.scorers.ctc.wieght'"):
         load_config(None, ["decode.scorers.ctc.wieght=0.3"], validate=False)
     assert isinstance(DecodeConfig().scorers["ctc"], SCORERS["ctc"].Config)
+
+
+def test_search_settings_off_their_default_get_their_own_decode_dir() -> None:
+    """Two decodings that differ only in a search setting never share (and so never refuse
+    or overwrite) one decode dir."""
+    plain = DecodeConfig()
+    assert decode_tag(plain) == "decode-best-avg1-beam4"
+    tags = {
+        decode_tag(dataclasses.replace(plain, repetition_penalty=1.2)),
+        decode_tag(dataclasses.replace(plain, length_penalty=0.8)),
+        decode_tag(dataclasses.replace(plain, search="hf")),
+        decode_tag(plain),
+    }
+    assert tags == {
+        "decode-best-avg1-beam4-rep1.2",
+        "decode-best-avg1-beam4-lp0.8",
+        "decode-best-avg1-beam4-hf",
+        "decode-best-avg1-beam4",
+    }

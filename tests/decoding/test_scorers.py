@@ -162,3 +162,14 @@ def test_search_settings_off_their_default_get_their_own_decode_dir() -> None:
         "decode-best-avg1-beam4-hf",
         "decode-best-avg1-beam4",
     }
+
+
+def test_a_scorer_without_score_is_refused_when_built() -> None:
+    """``score`` is the one method every scorer must have: a registered class without it
+    fails when the decoding builds it, not in the middle of a search."""
+
+    class Incomplete(Scorer):
+        pass
+
+    with pytest.raises(TypeError, match="score"):
+        Incomplete(ScorerConfig(weight=1.0), model=None)

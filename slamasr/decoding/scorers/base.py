@@ -14,6 +14,7 @@ line in ``slamasr/decoding/scorers/__init__.py``'s ``SCORERS``. It is then confi
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -70,7 +71,7 @@ class SearchContext:
         return self.speech.device
 
 
-class Scorer:
+class Scorer(abc.ABC):
     """A partial scorer of the beam search (the interface; see the module docstring).
 
     Rows of the search are utterance-major: row ``u * num_beams + j`` is beam ``j`` of
@@ -92,18 +93,20 @@ class Scorer:
         self.model = model
 
     def start(self, ctx: SearchContext) -> None:
-        """Set up for a new batch (before the first step)."""
+        """Set up for a new batch (before the first step); by default, nothing to set up."""
+        return None
 
     def proposals(self) -> Optional[list[list[int]]]:
         """Token ids to score for every beam of each utterance besides the LLM's best ones
         (called after :meth:`start`); None = none."""
         return None
 
+    @abc.abstractmethod
     def score(self, cands: torch.Tensor) -> list[torch.Tensor]:
         """Weighted terms ``(N, K)`` added to the score of each row's hypothesis extended by
         each candidate token of ``cands`` ``(N, K)`` (EOS = the hypothesis ends)."""
-        raise NotImplementedError
 
     def advance(self, rows: torch.Tensor, picks: torch.Tensor) -> None:
         """New row ``i`` extends row ``rows[i]`` of the last :meth:`score` by its candidate
-        ``picks[i]``."""
+        ``picks[i]``; by default (a scorer without state), nothing to carry."""
+        return None

@@ -263,3 +263,23 @@ def test_paper_flag_turns_every_scorer_off(tmp_path: Path, capsys) -> None:
     assert main(["--exp-dir", str(exp), "--print-out-dir", "--set", "decode.ctc_weight=0"]) == 1
     err = capsys.readouterr().err
     assert "decode.ctc_weight is now decode.scorers.ctc.weight" in err and "Traceback" not in err
+
+
+def test_test_sets_by_name_come_from_dev_and_test_sets() -> None:
+    """``--test-sets dev_ood test x=y.jsonl.gz``: bare names from data.dev_sets / data.test_sets
+    (settings are chosen on dev sets without retyping their paths); an unknown bare name or a
+    name given twice is an error that lists the known sets."""
+    from slamasr.bin.decode import parse_test_sets
+    from slamasr.config import ConfigError, ExperimentConfig
+
+    cfg = ExperimentConfig()
+    cfg.data.dev_sets = {"dev_ood": "d.jsonl.gz"}
+    cfg.data.test_sets = {"test": "t.jsonl.gz"}
+    got = parse_test_sets(["dev_ood", "test", "x=y.jsonl.gz"], cfg)
+    assert got == {"dev_ood": "d.jsonl.gz", "test": "t.jsonl.gz", "x": "y.jsonl.gz"}
+    with pytest.raises(ConfigError, match=r"'dev_oov'.*\(dev_ood, test\)"):
+        parse_test_sets(["dev_oov"], cfg)
+    with pytest.raises(ConfigError, match="twice"):
+        parse_test_sets(["test", "test=z.jsonl.gz"], cfg)
+    with pytest.raises(ConfigError, match="name=cuts"):
+        parse_test_sets(["dev_ood"])  # no config: paths only

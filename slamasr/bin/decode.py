@@ -14,6 +14,7 @@ Usage:
     python -m slamasr.bin.decode --exp-dir exp/whisper_tiny --checkpoint best --num-beams 4 \
         --test-sets test-clean=data/manifests/cuts_test-clean.jsonl.gz [--avg 5] [--overwrite]
     python -m slamasr.bin.decode --exp-dir exp/whisper_tiny --paper   # as the paper decodes
+    python -m slamasr.bin.decode --exp-dir exp/whisper_tiny --test-sets dev dev_ood  # choose on
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--avg", type=int, default=None, help="average the last K checkpoints")
     parser.add_argument("--num-beams", type=int, default=None)
     parser.add_argument(
-        "--test-sets", nargs="*", default=None, help="name=cuts.jsonl.gz (default data.test_sets)"
+        "--test-sets",
+        nargs="*",
+        default=None,
+        help="name=cuts.jsonl.gz, or a name of data.dev_sets / data.test_sets (e.g. dev_ood, to "
+        "choose settings on); default: every set of data.test_sets",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing recogs")
     parser.add_argument(
@@ -69,13 +74,25 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_test_sets(items: list[str]) -> dict[str, str]:
-    """``["test-clean=a.jsonl.gz"]`` -> ``{"test-clean": "a.jsonl.gz"}``."""
+def parse_test_sets(items: list[str], cfg: Optional[ExperimentConfig] = None) -> dict[str, str]:
+    """``["test-clean=a.jsonl.gz", "dev_ood"]`` -> ``{"test-clean": "a.jsonl.gz", "dev_ood": ...}``:
+    a bare name is looked up in ``cfg.data.dev_sets``, then ``cfg.data.test_sets``."""
+    known: dict[str, str] = {}
+    if cfg is not None:
+        known = {**cfg.data.test_sets, **cfg.data.dev_sets}
     out = {}
     for item in items:
         name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ConfigError(f"--test-sets entry {item!r} must look like name=cuts.jsonl.gz")
+        if not sep and name in known:
+            path = known[name]
+        elif not sep or not name or not path:
+            names = ", ".join(sorted(known)) or "none"
+            raise ConfigError(
+                f"--test-sets entry {item!r} must look like name=cuts.jsonl.gz or name a set "
+                f"of data.dev_sets / data.test_sets in the experiment's config ({names})"
+            )
+        if name in out:
+            raise ConfigError(f"--test-sets names {name!r} twice")
         out[name] = path
     return out
 
@@ -127,7 +144,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     setup_logging(args.exp_dir / "log" / f"log-decode-{time_tag()}-{info.rank}", info.rank)
     try:
         cfg = load_decode_config(args)
-        test_sets = parse_test_sets(args.test_sets) if args.test_sets else cfg.data.test_sets
+        test_sets = parse_test_sets(args.test_sets, cfg) if args.test_sets else cfg.data.test_sets
         if not test_sets:
             raise ConfigError("no test sets: pass --test-sets or set data.test_sets")
         run_decoding(cfg, args.exp_dir, test_sets, overwrite=args.overwrite)

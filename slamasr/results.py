@@ -14,6 +14,7 @@ unless ``replace`` is given.
 
 from __future__ import annotations
 
+import datetime
 import re
 import shutil
 import subprocess
@@ -50,6 +51,7 @@ INTRO = (
 _HEADING = re.compile(r"^## (\S+), commit (\S+)\s*$", re.MULTILINE)
 _TRAIN_STEP = re.compile(r"step (\d+): loss (\S+) acc (\S+)%")
 _VALID = re.compile(r"validation at step (\d+): dev loss (\S+), dev acc (\S+)%")
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 _DONE = re.compile(r"Training done at step (\d+) \(best checkpoint by dev (\w+): step (\d+)")
 
 
@@ -98,18 +100,29 @@ def read_training_summary(exp_dir: Path) -> dict[str, str]:
 
     Returns:
         Any of ``train`` (last logged step's loss and accuracy), ``dev`` (last validation),
-        ``done`` (the final step and the best checkpoint); empty when there is no log.
+        ``done`` (the final step and the best checkpoint), ``wall`` (training wall time: first
+        to last time stamp of each log, summed over the logs of a resumed run, so that
+        experiments can be compared at equal wall time); empty when there is no log.
     """
     logs = sorted(p for p in (exp_dir / "log").glob("log-train-*") if _is_rank0_log(p.name))
     summary: dict[str, str] = {}
+    wall = 0.0
     for log in logs:
+        stamps = []
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if m := _STAMP.match(line):
+                stamps.append(datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S"))
             if m := _VALID.search(line):
                 summary["dev"] = f"step {m[1]}: loss {m[2]}, accuracy {m[3]}%"
             elif m := _TRAIN_STEP.search(line):
                 summary["train"] = f"step {m[1]}: loss {m[2]}, accuracy {m[3]}%"
             elif m := _DONE.search(line):
                 summary["done"] = f"{m[1]} steps; best checkpoint (by dev {m[2]}): step {m[3]}"
+        if len(stamps) >= 2:
+            wall += (stamps[-1] - stamps[0]).total_seconds()
+    if wall > 0:
+        runs = f", {len(logs)} runs" if len(logs) > 1 else ""
+        summary["wall"] = f"{int(wall) // 60} min {int(wall) % 60} s{runs}"
     return summary
 
 
@@ -245,7 +258,12 @@ def _experiment_block(exp: Experiment, plot_link: Optional[str]) -> list[str]:
     else:
         settings = ", ".join(f"`{k}={v}`" for k, v in key_settings(exp.config))
         lines.append(f"Config `{exp.exp_dir / CONFIG_FILE}`: {settings or '(no key settings)'}")
-    labels = {"train": "last training log", "dev": "last validation", "done": "training"}
+    labels = {
+        "train": "last training log",
+        "dev": "last validation",
+        "done": "training",
+        "wall": "training wall time",
+    }
     lines += [f"- {labels[k]}: {exp.training[k]}" for k in labels if k in exp.training]
     if plot_link is not None:
         lines += ["", f"![training accuracy of {exp.name}]({plot_link})"]

@@ -268,3 +268,21 @@ def test_section_shows_both_lines_of_one_checkpoint_beside_the_reference(recipe)
     hybrid = "hybrid: char CTC 0.5 + word prior 0.5 + LLM rescoring 0.3 (not in the paper)"
     assert ["| slam-tiny", hybrid, HYBRID_TAG, "test"] in rows
     assert ["| baseline", REFERENCE_LINE, "decode-beam4", "test"] in rows
+
+
+def test_training_summary_sums_wall_time_over_resumed_runs(tmp_path: Path) -> None:
+    """Levers are compared at equal training wall time: first to last stamp of each log,
+    summed over the logs of a resumed run (not the gap between them)."""
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / "log-train-2026-12-01-09-00-00").write_text(
+        "2026-12-01 09:00:00,100 INFO [run.py:1] start\n"
+        "2026-12-01 09:10:30,900 INFO [report.py:1] step 100: loss 2.0000 acc 50.00% lr 1\n"
+    )
+    (log / "log-train-2026-12-01-11-00-00").write_text(
+        "2026-12-01 11:00:00,000 INFO [run.py:1] resumed\n"
+        "2026-12-01 11:01:15,000 INFO [report.py:1] step 200: loss 1.0000 acc 60.00% lr 1\n"
+    )
+    summary = read_training_summary(tmp_path)
+    assert summary["wall"] == "11 min 45 s, 2 runs"
+    assert summary["train"] == "step 200: loss 1.0000, accuracy 60.00%"

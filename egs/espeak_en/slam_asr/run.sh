@@ -4,6 +4,7 @@
 #   ./run.sh                          # stages 0-5, ~30 minutes on 2 CPU cores
 #   ./run.sh --smoke true             # the same stages on a few utterances (CI)
 #   ./run.sh --augment false          # train on the clean synthesized audio (no speed/room/noise)
+#   ./run.sh --stage 3 --lora-rank 8  # also a LoRA experiment (not in the paper): its own rows
 #   ./run.sh --stage 4 --stop-stage 5 --decode-opts "--checkpoint last"
 set -euo pipefail
 
@@ -26,6 +27,9 @@ overrides=""               # extra config settings, e.g. "train.max_steps=400"
 decode_opts=""             # extra options for slamasr.bin.decode
 smoke=false                # true: a few utterances and steps (minutes), for CI
 force=false                # true: redo stages whose outputs exist, overwrite results
+lora_rank=0                # > 0: stages 3-5 also train, decode and score a second experiment
+                           # with LoRA adapters of this rank on the LLM (model.lora; not in the
+                           # paper): its own exp dir and exp/*/wer rows, never the paper's line
 
 run_command="./run.sh${*:+$(printf ' %q' "$@")}"; run_start=$(date +%s)  # for RESULTS.md (stage 5)
 . ./path.sh
@@ -41,6 +45,7 @@ train.valid_interval=3 train.save_interval=3 train.log_interval=1 data.max_durat
   decode_opts="--set decode.min_new_tokens_bound=24 $decode_opts"
   [ -n "$exp_dir" ] || exp_dir=exp/smoke
 fi
+case "$lora_rank" in ''|*[!0-9]*) echo "run.sh: --lora-rank $lora_rank: give a whole number >= 0" >&2; exit 1;; esac
 # the training manifest: train_aug (the conf's data.train_cuts) or, with --augment false, train
 train_split=train_aug
 if [ "$augment" != true ]; then
@@ -51,10 +56,18 @@ fi
 conf_get() { python -m slamasr.bin.show_config --config "$config" --get "$1" $overrides; }
 conf_get name > /dev/null  # validates the config (and overrides) before any work
 [ -n "$exp_dir" ] || exp_dir=exp/$(conf_get name)
+lora_exp_dir=""; lora_overrides=""
+if [ "$lora_rank" -gt 0 ]; then
+  lora_overrides="model.lora.rank=$lora_rank $overrides"
+  # shellcheck disable=SC2086
+  lora_exp_dir=exp/$(python -m slamasr.bin.show_config --config "$config" --get name \
+    $lora_overrides)-lora$lora_rank
+  [ "$smoke" = true ] && lora_exp_dir=exp/smoke-lora$lora_rank
+fi
 whisper_dir=$(conf_get model.encoder.path)
 llm_dir=$(conf_get model.llm.path)
 splits="$train_split dev dev_ood test test_ood test_unseen"
-log "config=$config exp_dir=$exp_dir smoke=$smoke"
+log "config=$config exp_dir=$exp_dir smoke=$smoke${lora_exp_dir:+ lora_exp_dir=$lora_exp_dir}"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: synthesize the corpus (augment=$augment); convert the packaged Whisper tiny.en and SmolLM2; word counts"
@@ -95,10 +108,16 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   resume_flag="--resume"; [ "$force" = true ] && resume_flag="--overwrite"
   # shellcheck disable=SC2086
   python -m slamasr.bin.train --config "$config" --exp-dir "$exp_dir" $resume_flag $overrides
+  if [ -n "$lora_exp_dir" ]; then
+    log "Stage 3: the same training with LoRA (rank $lora_rank) on the LLM -> $lora_exp_dir"
+    # shellcheck disable=SC2086
+    python -m slamasr.bin.train --config "$config" --exp-dir "$lora_exp_dir" $resume_flag \
+      $lora_overrides
+  fi
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "Stage 4: decode test and test_ood twice (paper, hybrid); Whisper's own decoder as reference"
+  log "Stage 4: decode the test sets twice (paper, hybrid); Whisper's own decoder as reference"
   force_flag=""; [ "$force" = true ] && force_flag="--overwrite"
   ref_dir=exp/whisper-tiny.en-own-decoder/decode-beam$baseline_beams
   [ "$smoke" = true ] && ref_dir=exp/smoke-whisper-own-decoder/decode-beam$baseline_beams
@@ -128,10 +147,10 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   # no CTC, no word prior, no rescoring), then the recipe's hybrid (the conf's decode: section,
   # not in the paper). Each writes its own decode dir; stage 5 scores both.
   paper_decode_opts="--paper"  # every decode.scorers.* / decode.rescorers.* off
-  decode_line() {  # <name> <options>
-    local dir
+  decode_line() {  # <name> <options> [<exp dir>]
+    local dir exp=${3:-$exp_dir}
     # shellcheck disable=SC2086
-    dir=$(python -m slamasr.bin.decode --exp-dir "$exp_dir" $2 --print-out-dir)
+    dir=$(python -m slamasr.bin.decode --exp-dir "$exp" $2 --print-out-dir)
     if [ -f "$dir/recogs-test.txt" ] && [ -f "$dir/recogs-test_ood.txt" ] \
       && [ -f "$dir/recogs-test_unseen.txt" ] && [ "$force" != true ]; then
       log "$1: $dir has recogs; skipping (--force true redoes it)"
@@ -139,10 +158,14 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     fi
     log "$1 -> $dir"
     # shellcheck disable=SC2086
-    python -m slamasr.bin.decode --exp-dir "$exp_dir" $force_flag $2
+    python -m slamasr.bin.decode --exp-dir "$exp" $force_flag $2
   }
   decode_line "the paper's decoding" "$decode_opts $paper_decode_opts"
   decode_line "hybrid decoding (not in the paper)" "$decode_opts"
+  if [ -n "$lora_exp_dir" ]; then  # the same two decodings of the LoRA model: neither is the paper's
+    decode_line "LoRA: the LLM alone (not in the paper)" "$decode_opts $paper_decode_opts" "$lora_exp_dir"
+    decode_line "LoRA: hybrid (not in the paper)" "$decode_opts" "$lora_exp_dir"
+  fi
   if [ -n "${baseline_pid:-}" ]; then
     wait "$baseline_pid" || baseline_failed
   else
@@ -155,10 +178,11 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "Stage 5: kaldialign scoring of both lines and the reference -> exp/*/wer"
   ref_exp=exp/whisper-tiny.en-own-decoder
   [ "$smoke" = true ] && ref_exp=exp/smoke-whisper-own-decoder
-  for d in "$exp_dir"/decode-*/ "$ref_exp"/decode-*/; do
+  wer_files=("$exp_dir/wer" ${lora_exp_dir:+"$lora_exp_dir/wer"} "$ref_exp/wer")
+  for d in "$exp_dir"/decode-*/ ${lora_exp_dir:+"$lora_exp_dir"/decode-*/} "$ref_exp"/decode-*/; do
     python -m slamasr.bin.score --exp-dir "$(dirname "$d")" --decode-dir "$d" --text-norm lower
   done
-  python "$SLAMASR_ROOT/tools/collect_results.py" "$exp_dir/wer" "$ref_exp/wer"
+  python "$SLAMASR_ROOT/tools/collect_results.py" "${wer_files[@]}"
   # a dated section (command, commit, configs, every wer column); the smoke run writes its own
   # file so that CI never edits the recipe's RESULTS.md
   results_md=RESULTS.md; [ "$smoke" = true ] && results_md=$exp_dir/RESULTS.md
@@ -166,6 +190,6 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   existing="--keep-existing"; [ "$force" = true ] && existing="--replace"
   python "$SLAMASR_ROOT/tools/results_md.py" --results "$results_md" --command "$run_command" \
     --wall-time "$((secs / 60)) min $((secs % 60)) s (stages $stage-$stop_stage)" $existing \
-    "$exp_dir/wer" "$ref_exp/wer"
+    "${wer_files[@]}"
 fi
 log "Done: stages $stage..$stop_stage"

@@ -27,9 +27,10 @@ overrides=""               # extra config settings, e.g. "train.max_steps=400"
 decode_opts=""             # extra options for slamasr.bin.decode
 smoke=false                # true: a few utterances and steps (minutes), for CI
 force=false                # true: redo stages whose outputs exist, overwrite results
-lora_rank=0                # > 0: stages 3-5 also train, decode and score a second experiment
-                           # with LoRA adapters of this rank on the LLM (model.lora; not in the
-                           # paper): its own exp dir and exp/*/wer rows, never the paper's line
+lora_rank=0                # > 0: stages 3-5 also train a second experiment with LoRA adapters of
+                           # this rank on the LLM (model.lora; not in the paper), decode it as the
+                           # paper decodes (the LLM alone) and score it: its own exp dir and
+                           # exp/*/wer rows beside the paper's line, never the paper's line
 
 run_command="./run.sh${*:+$(printf ' %q' "$@")}"; run_start=$(date +%s)  # for RESULTS.md (stage 5)
 . ./path.sh
@@ -162,9 +163,8 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   }
   decode_line "the paper's decoding" "$decode_opts $paper_decode_opts"
   decode_line "hybrid decoding (not in the paper)" "$decode_opts"
-  if [ -n "$lora_exp_dir" ]; then  # the same two decodings of the LoRA model: neither is the paper's
+  if [ -n "$lora_exp_dir" ]; then  # the LoRA model read by the LLM alone, beside the paper's line
     decode_line "LoRA: the LLM alone (not in the paper)" "$decode_opts $paper_decode_opts" "$lora_exp_dir"
-    decode_line "LoRA: hybrid (not in the paper)" "$decode_opts" "$lora_exp_dir"
   fi
   if [ -n "${baseline_pid:-}" ]; then
     wait "$baseline_pid" || baseline_failed

@@ -3,7 +3,7 @@
 #
 #   ./run.sh                          # stages 0-5, ~30 minutes on 2 CPU cores
 #   ./run.sh --smoke true             # the same stages on a few utterances (CI)
-#   ./run.sh --augment false          # train on the clean synthesized audio (no speed/room/noise)
+#   ./run.sh --augment true           # train on augmented audio (speed / room / noise per utterance)
 #   ./run.sh --stage 3 --lora-rank 8  # also a LoRA experiment (not in the paper): its own rows
 #   ./run.sh --stage 4 --stop-stage 5 --decode-opts "--checkpoint last"
 set -euo pipefail
@@ -18,8 +18,9 @@ num_test=200               # in-domain test utterances (held-out generated sente
 num_ood=233                # out-of-domain test: hand-written sentences, unseen voices
 num_dev_ood=150            # out-of-domain dev: other hand-written sentences, other unseen voices
 num_unseen=200             # test_unseen: voices and channels training never hears
-augment=true               # true: train on train_aug (each utterance under a seeded speed /
-                           # room / noise condition, a third clean); false: the clean train split
+augment=false              # false: the clean train split (chosen on dev and dev_ood: README);
+                           # true: train_aug (each utterance under a seeded speed / room / noise
+                           # condition, a third clean)
 seed=0                     # corpus seed
 nj=2                       # parallel jobs for synthesis and features
 baseline_beams=4           # beam of Whisper tiny.en's own decoder (the reference line)
@@ -47,11 +48,12 @@ train.valid_interval=3 train.save_interval=3 train.log_interval=1 data.max_durat
   [ -n "$exp_dir" ] || exp_dir=exp/smoke
 fi
 case "$lora_rank" in ''|*[!0-9]*) echo "run.sh: --lora-rank $lora_rank: give a whole number >= 0" >&2; exit 1;; esac
-# the training manifest: train_aug (the conf's data.train_cuts) or, with --augment false, train
-train_split=train_aug
-if [ "$augment" != true ]; then
-  train_split=train
-  overrides="data.train_cuts=data/encoder_cache/espeak_cuts_train_whisper_mel80_enc.jsonl.gz $overrides"
+# the training manifest: train (the conf's data.train_cuts) or, with --augment true, train_aug
+case "$augment" in true|false) ;; *) echo "run.sh: --augment $augment: give true or false" >&2; exit 1;; esac
+train_split=train
+if [ "$augment" = true ]; then
+  train_split=train_aug
+  overrides="data.train_cuts=data/encoder_cache/espeak_cuts_train_aug_whisper_mel80_enc.jsonl.gz $overrides"
 fi
 # shellcheck disable=SC2086
 conf_get() { python -m slamasr.bin.show_config --config "$config" --get "$1" $overrides; }

@@ -49,7 +49,6 @@ train.valid_interval=3 train.save_interval=3 train.log_interval=1 data.max_durat
 fi
 case "$lora_rank" in ''|*[!0-9]*) echo "run.sh: --lora-rank $lora_rank: give a whole number >= 0" >&2; exit 1;; esac
 # the training manifest: train (the conf's data.train_cuts) or, with --augment true, train_aug
-case "$augment" in true|false) ;; *) echo "run.sh: --augment $augment: give true or false" >&2; exit 1;; esac
 train_split=train
 if [ "$augment" = true ]; then
   train_split=train_aug

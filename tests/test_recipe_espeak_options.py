@@ -3,23 +3,17 @@ experiment it would train (fast: no stage runs)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-RECIPE = Path(__file__).resolve().parents[1] / "egs" / "espeak_en" / "slam_asr"
+from tests.test_recipe_espeak import _copy_recipe
 
 
 @pytest.fixture()
 def recipe(tmp_path: Path) -> Path:
-    dest = tmp_path / "slam_asr"
-    dest.mkdir()
-    shutil.copy(RECIPE / "run.sh", dest / "run.sh")
-    shutil.copytree(RECIPE / "conf", dest / "conf")
-    (dest / "path.sh").symlink_to(RECIPE / "path.sh")
-    return dest
+    return _copy_recipe(tmp_path / "slam_asr")
 
 
 def _run(recipe: Path, *args: str) -> subprocess.CompletedProcess:

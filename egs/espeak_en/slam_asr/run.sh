@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SLAM-ASR on a laptop: Whisper tiny.en + SmolLM2-135M on eSpeak NG English, all offline.
 #
-#   ./run.sh                          # stages 0-5, ~30 minutes on 2 CPU cores
+#   ./run.sh                          # stages 0-5, ~40 minutes on 2 CPU cores
 #   ./run.sh --smoke true             # the same stages on a few utterances (CI)
 #   ./run.sh --augment true           # train on augmented audio (speed / room / noise per utterance)
 #   ./run.sh --stage 3 --lora-rank 8  # also a LoRA experiment (not in the paper): its own rows
